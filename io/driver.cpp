@@ -1,0 +1,163 @@
+#include <veloq/io/driver.hpp>
+#include <veloq/runtime/log.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace veloq::io {
+
+namespace {
+
+// Flag sets from most to least capable; the first one the kernel accepts wins.
+struct FlagStep {
+  unsigned flags;
+  const char* name;
+};
+
+unsigned wanted(const DriverConfig& c, unsigned flag) {
+  switch (flag) {
+    case IORING_SETUP_SINGLE_ISSUER: return c.single_issuer ? flag : 0;
+    case IORING_SETUP_DEFER_TASKRUN: return c.single_issuer && c.defer_taskrun ? flag : 0;
+    case IORING_SETUP_COOP_TASKRUN: return c.coop_taskrun ? flag : 0;
+    case IORING_SETUP_SUBMIT_ALL: return c.submit_all ? flag : 0;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+Driver::Driver(const DriverConfig& config, unsigned shard_id) {
+  const FlagStep steps[] = {
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+       "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL"},
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+       "SINGLE_ISSUER|COOP_TASKRUN|SUBMIT_ALL"},
+      {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, "COOP_TASKRUN|SUBMIT_ALL"},
+      {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
+      {0, "no flags"},
+  };
+  int ret = -EINVAL;
+  for (const FlagStep& step : steps) {
+    unsigned flags = 0;
+    for (unsigned bit = 1; bit != 0; bit <<= 1)
+      if (step.flags & bit) flags |= wanted(config, bit);
+    if (flags != step.flags && step.flags != 0) continue;  // the configuration turned a flag of this step off
+    io_uring_params params{};
+    params.flags = flags;
+    ret = io_uring_queue_init_params(config.entries, &ring_, &params);
+    if (ret == 0) {
+      setup_flags_ = flags;
+      defer_taskrun_ = (flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+      log().debug("io_uring created with {} ({} entries)", step.name, config.entries);
+      break;
+    }
+    log().debug("io_uring refused {}: {}; stepping down", step.name, std::strerror(-ret));
+  }
+  if (ret != 0)
+    throw std::system_error(-ret, std::generic_category(),
+                            "io_uring_queue_init on shard " + std::to_string(shard_id));
+  if (io_uring_register_ring_fd(&ring_) < 0) log().debug("io_uring_register_ring_fd refused; using the plain fd");
+}
+
+Driver::~Driver() { io_uring_queue_exit(&ring_); }
+
+io_uring_sqe* Driver::prepare(Completion* c) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    // The submission queue filled within one turn: hand it over early.
+    io_uring_submit(&ring_);
+    ++stats_.enters;
+    sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) throw std::runtime_error("io_uring submission queue stays full");
+  }
+  io_uring_sqe_set_data(sqe, c);
+  ++in_flight_;
+  if (c != nullptr && c->background) ++background_in_flight_;
+  ++stats_.submitted;
+  return sqe;
+}
+
+bool Driver::has_unsubmitted() const noexcept { return io_uring_sq_ready(&ring_) > 0; }
+
+void Driver::enter(bool wait, std::optional<Clock::time_point> deadline) {
+  if (wait) {
+    ++stats_.enters;
+    ++stats_.waits;
+    io_uring_cqe* cqe = nullptr;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - Clock::now()).count();
+      if (left < 0) left = 0;
+      __kernel_timespec ts{};
+      ts.tv_sec = left / 1'000'000'000;
+      ts.tv_nsec = left % 1'000'000'000;
+      io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    } else {
+      io_uring_submit_and_wait(&ring_, 1);
+    }
+    return;  // -ETIME and -EINTR only mean "look again"
+  }
+  if (has_unsubmitted()) {
+    ++stats_.enters;
+    if (defer_taskrun_)
+      io_uring_submit_and_get_events(&ring_);
+    else
+      io_uring_submit(&ring_);
+  } else if (defer_taskrun_ && in_flight_ > background_in_flight_) {
+    // Completions of a DEFER_TASKRUN ring are only posted when we ask.
+    ++stats_.enters;
+    io_uring_get_events(&ring_);
+  }
+}
+
+unsigned Driver::reap() noexcept {
+  struct Arrived {
+    Completion* target;
+    int result;
+    std::uint32_t flags;
+  };
+  unsigned total = 0;
+  for (;;) {
+    io_uring_cqe* cqes[64];
+    unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+    if (n == 0) break;
+    // Copy the batch out and release the CQ slots in one store before running
+    // handlers, which may prepare new operations.
+    Arrived arrived[64];
+    for (unsigned i = 0; i < n; ++i)
+      arrived[i] = {static_cast<Completion*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res, cqes[i]->flags};
+    io_uring_cq_advance(&ring_, n);
+    for (unsigned i = 0; i < n; ++i) {
+      if (!(arrived[i].flags & IORING_CQE_F_MORE)) {
+        --in_flight_;
+        if (arrived[i].target != nullptr && arrived[i].target->background) --background_in_flight_;
+      }
+      if (arrived[i].target != nullptr) arrived[i].target->on_complete(arrived[i].target, arrived[i].result, arrived[i].flags);
+    }
+    total += n;
+  }
+  stats_.completed += total;
+  return total;
+}
+
+void Driver::cancel_all_and_drain() noexcept {
+  if (in_flight_ == 0) return;
+  if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+    io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data(sqe, nullptr);
+    ++in_flight_;
+  }
+  auto give_up = Clock::now() + std::chrono::seconds(5);
+  while (in_flight_ > 0 && Clock::now() < give_up) {
+    try {
+      enter(true, Clock::now() + std::chrono::milliseconds(100));
+    } catch (...) {
+    }
+    reap();
+  }
+  if (in_flight_ > 0) log().warn("{} io_uring operations still in flight at shutdown", in_flight_);
+}
+
+}  // namespace veloq::io

@@ -1,0 +1,75 @@
+// Driver: a shard's io_uring. Created on the shard's own thread, used only by
+// it (IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN where the kernel allows).
+//
+// Operations are prepared during a loop turn and reach the kernel together in
+// the one `enter()` the executor makes per turn; that same call is where a
+// parked shard sleeps, so I/O completions, the nearest timer deadline and mesh
+// wake-ups all end the same wait.
+#pragma once
+
+#include <veloq/io/completion.hpp>
+#include <veloq/io/uring_compat.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace veloq::io {
+
+struct DriverConfig {
+  unsigned entries = 256;      // submission queue size; the completion queue is twice that
+  bool single_issuer = true;   // IORING_SETUP_SINGLE_ISSUER
+  bool defer_taskrun = true;   // IORING_SETUP_DEFER_TASKRUN (needs single_issuer)
+  bool coop_taskrun = true;    // IORING_SETUP_COOP_TASKRUN (when defer_taskrun is refused)
+  bool submit_all = true;      // IORING_SETUP_SUBMIT_ALL
+};
+
+struct DriverStats {
+  std::uint64_t submitted = 0;
+  std::uint64_t completed = 0;
+  std::uint64_t enters = 0;
+  std::uint64_t waits = 0;
+};
+
+class Driver {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Driver(const DriverConfig& config, unsigned shard_id);
+  Driver(const Driver&) = delete;
+  Driver& operator=(const Driver&) = delete;
+  ~Driver();
+
+  // An SQE whose completion will be delivered to `c` (nullptr: ignore it).
+  // Only when the submission queue is full does this call into the kernel.
+  io_uring_sqe* prepare(Completion* c);
+
+  // Makes this turn's one kernel entry: submits what was prepared and, if
+  // `wait`, sleeps until a completion arrives or `deadline` passes.
+  // Without `wait` and with nothing to submit or collect, it makes no syscall.
+  void enter(bool wait, std::optional<Clock::time_point> deadline = std::nullopt);
+
+  // Runs the handlers of every completion that has arrived; returns how many.
+  unsigned reap() noexcept;
+
+  // Cancels every operation in flight and reaps until none is left (shutdown).
+  void cancel_all_and_drain() noexcept;
+
+  unsigned in_flight() const noexcept { return in_flight_; }
+  bool has_unsubmitted() const noexcept;
+  int ring_fd() const noexcept { return ring_.ring_fd; }
+  unsigned setup_flags() const noexcept { return setup_flags_; }
+  unsigned features() const noexcept { return ring_.features; }
+  io_uring& ring() noexcept { return ring_; }
+  const DriverStats& stats() const noexcept { return stats_; }
+
+ private:
+  io_uring ring_{};
+  unsigned setup_flags_ = 0;
+  unsigned in_flight_ = 0;
+  unsigned background_in_flight_ = 0;
+  bool defer_taskrun_ = false;
+  DriverStats stats_;
+};
+
+}  // namespace veloq::io

@@ -1,0 +1,18 @@
+#include <veloq/mesh/mesh.hpp>
+
+namespace veloq::mesh {
+
+Mesh::Mesh(unsigned shard_count, std::size_t ring_capacity)
+    : shard_count_(shard_count), ring_capacity_(ring_capacity), rings_(std::size_t{shard_count} * shard_count) {
+  signals_.reserve(shard_count);
+  for (unsigned i = 0; i < shard_count; ++i) signals_.push_back(std::make_unique<ShardSignal>(shard_count));
+}
+
+Mesh::~Mesh() = default;
+
+void Mesh::create_inbound_rings(unsigned to) {
+  for (unsigned from = 0; from < shard_count_; ++from)
+    if (from != to) rings_[to * shard_count_ + from] = std::make_unique<SpscRing>(ring_capacity_);
+}
+
+}  // namespace veloq::mesh

@@ -1,0 +1,164 @@
+#include <veloq/mesh/mesh_endpoint.hpp>
+#include <veloq/runtime/local_executor.hpp>
+
+#include <atomic>
+#include <bit>
+
+namespace veloq::mesh {
+
+MeshEndpoint::MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config)
+    : mesh_(mesh),
+      self_(self),
+      config_(config),
+      outboxes_(mesh.shard_count()),
+      backlog_(mesh.signal(self).words(), 0) {
+  dirty_.reserve(mesh.shard_count());
+}
+
+void MeshEndpoint::send(unsigned to, const MeshMessage& m) {
+  Outbox& box = outboxes_[to];
+  box.messages.push_back(m);
+  ++stats_.sent;
+  if (!box.dirty) {
+    box.dirty = true;
+    dirty_.push_back(to);
+  }
+  if (box.staged() >= config_.batch) push_staged(to);
+}
+
+bool MeshEndpoint::push_staged(unsigned to) {
+  Outbox& box = outboxes_[to];
+  SpscRing& ring = mesh_.ring(self_, to);
+  std::size_t pushed = ring.push(box.messages.data() + box.head, box.staged());
+  if (pushed < box.staged()) {
+    // Full ring. Ask the consumer to wake us when it makes room, then look
+    // once more: it may have drained between our push and our flag (the
+    // fences pair with the one in make_room_visible()).
+    ++stats_.ring_full;
+    ring.producer_waiting_for_room.store(true, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    pushed += ring.push(box.messages.data() + box.head + pushed, box.staged() - pushed);
+  }
+  if (pushed > 0) {
+    box.head += pushed;
+    ++stats_.batches_pushed;
+    ShardSignal& peer = mesh_.signal(to);
+    peer.mark_pending(self_);
+    if (peer.claim_wake()) {
+      ++stats_.wakeups_sent;
+      peer.wake();
+    }
+  }
+  if (box.staged() == 0) {
+    box.messages.clear();
+    box.head = 0;
+  } else if (box.head >= 4096 && box.head * 2 >= box.messages.size()) {
+    box.messages.erase(box.messages.begin(), box.messages.begin() + static_cast<std::ptrdiff_t>(box.head));
+    box.head = 0;
+  }
+  if (!box.room_waiters.empty() && box.staged() < config_.room_limit) box.room_waiters.wake_all();
+  return box.staged() == 0;
+}
+
+void MeshEndpoint::flush_outbound() {
+  std::size_t keep = 0;
+  for (std::size_t i = 0; i < dirty_.size(); ++i) {
+    unsigned to = dirty_[i];
+    if (push_staged(to))
+      outboxes_[to].dirty = false;
+    else
+      dirty_[keep++] = to;
+  }
+  dirty_.resize(keep);
+}
+
+void MeshEndpoint::make_room_visible(unsigned from) noexcept {
+  SpscRing& ring = mesh_.ring(from, self_);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (ring.producer_waiting_for_room.load(std::memory_order_relaxed) &&
+      ring.producer_waiting_for_room.exchange(false, std::memory_order_relaxed)) {
+    // Tell the producer as if we had sent it something: it wakes, finds no
+    // message from us, and pushes its staged batch again.
+    ShardSignal& producer = mesh_.signal(from);
+    producer.mark_pending(self_);
+    if (producer.claim_wake()) producer.wake();
+  }
+}
+
+unsigned MeshEndpoint::drain_inbound(unsigned budget) {
+  ShardSignal& sig = mesh_.signal(self_);
+  unsigned ran = 0;
+  MeshMessage batch[64];
+  for (unsigned w = 0; w < sig.words(); ++w) {
+    std::uint64_t peers = backlog_[w] | sig.take_pending(w);
+    backlog_[w] = 0;
+    while (peers != 0) {
+      unsigned bit = static_cast<unsigned>(std::countr_zero(peers));
+      unsigned from = w * ShardSignal::bits_per_word + bit;
+      if (ran >= budget) {
+        backlog_[w] |= peers;  // leave the rest for the next turn
+        break;
+      }
+      peers &= peers - 1;
+      SpscRing& ring = mesh_.ring(from, self_);
+      std::size_t got = 0;
+      do {
+        std::size_t want = budget - ran < 64 ? budget - ran : 64;
+        got = ring.pop(batch, want);
+        for (std::size_t i = 0; i < got; ++i) batch[i].handler(batch[i], Delivery::run);
+        ran += static_cast<unsigned>(got);
+        stats_.received += got;
+        if (got > 0) make_room_visible(from);
+      } while (got == 64 && ran < budget);
+      if (ran >= budget && !ring.empty_for_consumer()) backlog_[w] |= std::uint64_t{1} << bit;
+    }
+  }
+  return ran;
+}
+
+bool MeshEndpoint::has_inbound_backlog() const noexcept {
+  for (std::uint64_t w : backlog_)
+    if (w != 0) return true;
+  return false;
+}
+
+bool MeshEndpoint::try_park() noexcept {
+  ShardSignal& sig = mesh_.signal(self_);
+  sig.publish_parked();
+  if (has_inbound_backlog() || sig.any_pending() || sig.stop_requested()) {
+    sig.clear_parked();
+    return false;
+  }
+  return true;
+}
+
+void MeshEndpoint::discard_staged() noexcept {
+  for (Outbox& box : outboxes_) {
+    for (std::size_t i = box.head; i < box.messages.size(); ++i)
+      box.messages[i].handler(box.messages[i], Delivery::discard);
+    box.messages.clear();
+    box.head = 0;
+    box.dirty = false;
+  }
+  dirty_.clear();
+}
+
+void MeshEndpoint::discard_inbound() noexcept {
+  MeshMessage batch[64];
+  for (unsigned from = 0; from < mesh_.shard_count(); ++from) {
+    if (from == self_) continue;
+    SpscRing& ring = mesh_.ring(from, self_);
+    while (std::size_t got = ring.pop(batch, 64))
+      for (std::size_t i = 0; i < got; ++i) batch[i].handler(batch[i], Delivery::discard);
+  }
+}
+
+bool MeshEndpoint::RoomAwaiter::await_ready() const noexcept {
+  return endpoint_.staged_for(to_) < endpoint_.config_.room_limit;
+}
+
+void MeshEndpoint::RoomAwaiter::await_suspend(std::coroutine_handle<> h) noexcept {
+  endpoint_.outboxes_[to_].room_waiters.push_back(waiter_, RuntimeContext::current().executor().current_task(), h);
+}
+
+}  // namespace veloq::mesh

@@ -1,0 +1,106 @@
+// MeshEndpoint: one shard's side of the mesh. It stages outbound messages per
+// destination and pushes them in batches (when a batch fills, or at the end of
+// the loop turn), so a ring's indices and the receiver's pending word are
+// touched once per batch rather than once per message. A full ring is
+// back-pressure: messages wait in the staging buffer, in order, and are never
+// dropped; senders that want to bound what they have in flight await
+// `room_for(shard)`. Inbound, it finds the peers that have sent through the
+// shard's pending bits (no scan over every ring) and runs their messages in
+// batches within a budget, so mesh work and local tasks take turns.
+#pragma once
+
+#include <veloq/mesh/mesh.hpp>
+#include <veloq/mesh/mesh_message.hpp>
+#include <veloq/runtime/wait_list.hpp>
+
+#include <coroutine>
+#include <cstdint>
+#include <vector>
+
+namespace veloq::mesh {
+
+struct MeshConfig {
+  std::size_t ring_capacity = 4096;  // messages per ordered pair of shards
+  unsigned batch = 64;                // staged messages that trigger an early push
+  std::size_t room_limit = 8192;      // staged messages per destination before room_for() waits
+};
+
+struct MeshStats {
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t batches_pushed = 0;
+  std::uint64_t wakeups_sent = 0;
+  std::uint64_t ring_full = 0;
+};
+
+class MeshEndpoint {
+ public:
+  MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config);
+  MeshEndpoint(const MeshEndpoint&) = delete;
+  MeshEndpoint& operator=(const MeshEndpoint&) = delete;
+
+  unsigned self() const noexcept { return self_; }
+  unsigned shard_count() const noexcept { return mesh_.shard_count(); }
+
+  // Stages `m` for shard `to` (which must not be this shard).
+  void send(unsigned to, const MeshMessage& m);
+
+  // Runs up to `budget` inbound messages; returns how many ran.
+  unsigned drain_inbound(unsigned budget);
+  // Pushes every staged batch that fits and wakes receivers that are parked.
+  void flush_outbound();
+
+  // True while inbound messages are known to be waiting (budget ran out).
+  bool has_inbound_backlog() const noexcept;
+  std::size_t staged_for(unsigned to) const noexcept { return outboxes_[to].staged(); }
+
+  // Park protocol (see ShardSignal): false means "do not sleep, work arrived".
+  bool try_park() noexcept;
+  void unpark() noexcept { mesh_.signal(self_).clear_parked(); }
+  bool stop_requested() const noexcept { return mesh_.signal(self_).stop_requested(); }
+  int wake_fd() const noexcept { return mesh_.signal(self_).wake_fd(); }
+
+  class [[nodiscard("co_await room_for(shard)")]] RoomAwaiter {
+   public:
+    RoomAwaiter(MeshEndpoint& endpoint, unsigned to) noexcept : endpoint_(endpoint), to_(to) {}
+    bool await_ready() const noexcept;
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    void await_resume() const noexcept {}
+
+   private:
+    MeshEndpoint& endpoint_;
+    unsigned to_;
+    internal::Waiter waiter_;
+  };
+  // Resumes once fewer than `room_limit` messages are staged for `to`.
+  RoomAwaiter room_for(unsigned to) noexcept { return {*this, to}; }
+
+  // Shutdown: hands every staged and inbound message its discard delivery.
+  void discard_staged() noexcept;
+  void discard_inbound() noexcept;
+
+  const MeshStats& stats() const noexcept { return stats_; }
+
+ private:
+  struct Outbox {
+    std::vector<MeshMessage> messages;
+    std::size_t head = 0;  // messages[head..] are still staged
+    bool dirty = false;    // listed in dirty_
+    internal::WaitList room_waiters;
+    std::size_t staged() const noexcept { return messages.size() - head; }
+  };
+
+  // Pushes what fits of `to`'s staging into its ring; true if all of it went.
+  bool push_staged(unsigned to);
+  void make_room_visible(unsigned from) noexcept;
+
+  Mesh& mesh_;
+  unsigned self_;
+  MeshConfig config_;
+  std::vector<Outbox> outboxes_;
+  std::vector<unsigned> dirty_;
+  std::vector<std::uint64_t> backlog_;  // peers whose inbound ring we left non-empty
+  MeshStats stats_;
+};
+
+}  // namespace veloq::mesh

@@ -1,0 +1,110 @@
+// RemoteCall<R>: the caller's end of work shipped to another shard with
+// submit_to(). The job is sent when the RemoteCall is created, so several can
+// be in flight at once; `co_await` resumes the caller on its own shard with
+// the result or the exception. The job's memory belongs to the caller's shard
+// and always comes home with the reply to be freed there. Dropping a
+// RemoteCall (or cancelling the task awaiting it) abandons the job: it still
+// runs, and its reply frees it.
+#pragma once
+
+#include <veloq/mesh/mesh_message.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/outcome.hpp>
+
+#include <coroutine>
+#include <utility>
+
+namespace veloq {
+
+namespace internal {
+
+template <typename R>
+class RemoteJob {
+ public:
+  Outcome<R> outcome;
+  TaskState* waiter = nullptr;
+  unsigned home = 0;
+  unsigned target = 0;
+  bool completed = false;
+  bool abandoned = false;
+  void (*run_on_target)(RemoteJob* job) = nullptr;
+  void (*destroy)(RemoteJob* job) noexcept = nullptr;
+
+  // On the home shard: the reply has arrived (or the job ran locally).
+  void complete_at_home() noexcept {
+    completed = true;
+    if (abandoned)
+      destroy(this);
+    else if (TaskState* w = std::exchange(waiter, nullptr))
+      w->wake();
+  }
+
+  // On the target shard: the outcome is set; send the job home.
+  void reply() {
+    if (target == home) return complete_at_home();
+    RuntimeContext::current().mesh().send(home, mesh::MeshMessage::make(&on_reply, this));
+  }
+
+  // The message that carries the job to its target.
+  static void on_arrival(mesh::MeshMessage& m, mesh::Delivery how) {
+    auto* job = m.get<RemoteJob*>();
+    if (how == mesh::Delivery::run) return job->run_on_target(job);
+    job->outcome.set_exception(std::make_exception_ptr(TaskCancelled()));
+    job->finish_at_shutdown();
+  }
+
+ private:
+  static void on_reply(mesh::MeshMessage& m, mesh::Delivery how) {
+    auto* job = m.get<RemoteJob*>();
+    if (how == mesh::Delivery::run) return job->complete_at_home();
+    job->finish_at_shutdown();
+  }
+  // Every loop has stopped and every task is gone: free the job if nobody holds it.
+  void finish_at_shutdown() noexcept {
+    completed = true;
+    if (abandoned) destroy(this);
+  }
+};
+
+}  // namespace internal
+
+template <typename R>
+class [[nodiscard("co_await the RemoteCall to get the result")]] RemoteCall {
+ public:
+  explicit RemoteCall(internal::RemoteJob<R>* job) noexcept : job_(job) {}
+  RemoteCall(RemoteCall&& other) noexcept : job_(std::exchange(other.job_, nullptr)) {}
+  RemoteCall& operator=(RemoteCall&&) = delete;
+  RemoteCall(const RemoteCall&) = delete;
+  RemoteCall& operator=(const RemoteCall&) = delete;
+  ~RemoteCall() {
+    if (!job_) return;
+    if (job_->completed)
+      job_->destroy(job_);
+    else
+      job_->abandoned = true;
+  }
+
+  bool ready() const noexcept { return job_ && job_->completed; }
+
+  bool await_ready() const noexcept { return job_->completed; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    waiting_ = internal::running_task();
+    waiting_->resume_point = h;
+    job_->waiter = waiting_;
+  }
+  R await_resume() {
+    waiting_ = nullptr;
+    internal::RemoteJob<R>* job = std::exchange(job_, nullptr);
+    struct Free {
+      internal::RemoteJob<R>* job;
+      ~Free() { job->destroy(job); }
+    } free{job};
+    return job->outcome.take();
+  }
+
+ private:
+  internal::RemoteJob<R>* job_;
+  internal::TaskState* waiting_ = nullptr;
+};
+
+}  // namespace veloq

@@ -1,0 +1,77 @@
+// ShardSignal: the words through which shards tell one another "I sent you
+// something" and "I am asleep". These, the rings and the blocking-pool
+// hand-off are the only memory two shard threads ever touch.
+//
+// Why no wake-up is lost. The consumer parks with
+//     parked = true (seq_cst);  if (any pending bit) { parked = false; do not sleep }
+// and a producer, after pushing into the ring, does
+//     pending |= my_bit (seq_cst);  if (parked.exchange(false)) wake();
+// All four are sequentially consistent, so they appear in one total order.
+// If the consumer's `parked = true` comes first, the producer's later read of
+// `parked` sees it and wakes the consumer. If the producer's `pending |= bit`
+// comes first, the consumer's later read of `pending` sees the bit and it
+// does not sleep. Either way the message is noticed. The exchange makes sure
+// only one of several producers pays for the wake-up syscall, and a shard that
+// is not parked is never woken with one.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+namespace veloq::mesh {
+
+class ShardSignal {
+ public:
+  static constexpr unsigned bits_per_word = 64;
+
+  explicit ShardSignal(unsigned shard_count);
+  ShardSignal(const ShardSignal&) = delete;
+  ShardSignal& operator=(const ShardSignal&) = delete;
+  ~ShardSignal();
+
+  // Producer side.
+  void mark_pending(unsigned from) noexcept {
+    pending_[from / bits_per_word].word.fetch_or(std::uint64_t{1} << (from % bits_per_word), std::memory_order_seq_cst);
+  }
+  // True if the caller must wake the shard (it was parked and nobody woke it yet).
+  bool claim_wake() noexcept {
+    return parked_.load(std::memory_order_seq_cst) && parked_.exchange(false, std::memory_order_seq_cst);
+  }
+  // Writes the shard's eventfd so its sleeping io_uring wait ends.
+  void wake() noexcept;
+
+  // Consumer side.
+  std::uint64_t take_pending(unsigned word) noexcept {
+    if (pending_[word].word.load(std::memory_order_relaxed) == 0) return 0;
+    return pending_[word].word.exchange(0, std::memory_order_seq_cst);
+  }
+  bool any_pending() const noexcept {
+    for (unsigned w = 0; w < words_; ++w)
+      if (pending_[w].word.load(std::memory_order_seq_cst) != 0) return true;
+    return false;
+  }
+  // Asks the shard's loop to stop, waking it if it sleeps (any thread).
+  void request_stop() noexcept {
+    stop_.store(true, std::memory_order_seq_cst);
+    if (claim_wake()) wake();
+  }
+  bool stop_requested() const noexcept { return stop_.load(std::memory_order_seq_cst); }
+
+  void publish_parked() noexcept { parked_.store(true, std::memory_order_seq_cst); }
+  void clear_parked() noexcept { parked_.store(false, std::memory_order_relaxed); }
+  unsigned words() const noexcept { return words_; }
+  int wake_fd() const noexcept { return wake_fd_; }
+
+ private:
+  struct alignas(128) PaddedWord {
+    std::atomic<std::uint64_t> word{0};
+  };
+  alignas(128) std::atomic<bool> parked_{false};
+  std::atomic<bool> stop_{false};
+  unsigned words_;
+  int wake_fd_;
+  std::unique_ptr<PaddedWord[]> pending_;
+};
+
+}  // namespace veloq::mesh

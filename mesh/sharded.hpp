@@ -1,0 +1,82 @@
+// Sharded<T>: one instance of a service per shard, each built and used only
+// on its own shard, so the service needs no locks.
+//
+//   struct Counter {
+//     std::uint64_t hits = 0;
+//     veloq::Task<void> stop() { co_return; }   // optional: runs on the instance's shard
+//   };
+//   veloq::Sharded<Counter> counters;
+//   co_await counters.start();
+//   ++counters.local().hits;
+//   auto n = co_await counters.invoke_on(1, [](Counter& c) { return c.hits; });
+//   co_await counters.stop();
+#pragma once
+
+#include <veloq/mesh/submit_to.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace veloq {
+
+template <typename T>
+class Sharded {
+ public:
+  Sharded() = default;
+  Sharded(const Sharded&) = delete;
+  Sharded& operator=(const Sharded&) = delete;
+  ~Sharded() {
+    for (auto& instance : instances_)
+      if (instance) log().error("Sharded<T> destroyed without stop(); instances leak to avoid cross-shard frees");
+    for (auto& instance : instances_) (void)instance.release();
+  }
+
+  // Constructs T(args...) on every shard, each on its own thread.
+  template <typename... Args>
+  Task<void> start(Args... args) {
+    instances_.resize(shard_count());
+    co_await invoke_on_all([this, args...]() { instances_[shard_id()] = std::make_unique<T>(args...); });
+  }
+
+  // This shard's instance.
+  T& local() {
+    unsigned id = shard_id();
+    if (id >= instances_.size() || !instances_[id]) throw std::logic_error("veloq: Sharded<T>::local() before start()");
+    return *instances_[id];
+  }
+
+  // Calls fn(instance) on `shard` (fn may return a Task).
+  template <typename F>
+  auto invoke_on(unsigned shard, F fn) {
+    return submit_to(shard, [this, fn = std::move(fn)]() mutable { return fn(*instances_[shard_id()]); });
+  }
+
+  // Calls (instance.*method)(args...) on `shard`.
+  template <typename R, typename... Params, typename... Args>
+  auto invoke_on(unsigned shard, R (T::*method)(Params...), Args... args) {
+    return submit_to(shard, [this, method, args...]() mutable { return ((*instances_[shard_id()]).*method)(args...); });
+  }
+
+  // Calls fn(instance) on every shard and waits for all.
+  template <typename F>
+  Task<void> invoke_on_all(F fn) {
+    co_await veloq::invoke_on_all([this, fn]() mutable { return fn(*instances_[shard_id()]); });
+  }
+
+  // Runs each instance's `Task<void> stop()` (if T has one) on its shard, then
+  // destroys it there.
+  Task<void> stop() {
+    co_await veloq::invoke_on_all([this]() -> Task<void> {
+      std::unique_ptr<T>& instance = instances_[shard_id()];
+      if (!instance) co_return;
+      if constexpr (requires(T& t) { t.stop(); }) co_await instance->stop();
+      instance.reset();
+    });
+  }
+
+ private:
+  std::vector<std::unique_ptr<T>> instances_;
+};
+
+}  // namespace veloq

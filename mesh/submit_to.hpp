@@ -1,0 +1,195 @@
+// Cross-shard calls.
+//
+// submit_to(shard, fn) runs `fn` on `shard` and returns a RemoteCall the
+// caller awaits for the result. `fn` may be a plain function (it runs inside
+// the target's mesh drain, so keep it short) or return a Task<U> (it becomes a
+// task of the target shard, which is how work is spawned across shards).
+// Exceptions travel back to the caller. `fn` and its captures are moved to
+// the target; the result is moved back.
+//
+//   int n = co_await veloq::submit_to(1, [] { return count_items(); });
+//   co_await veloq::invoke_on_all([]() -> veloq::Task<void> { co_await flush(); });
+//   auto total = co_await veloq::map_reduce([] { return local_count(); }, 0, std::plus<>());
+//
+// run_on(shard, fn) sends `fn` without waiting for anything back.
+#pragma once
+
+#include <veloq/mesh/mesh_message.hpp>
+#include <veloq/mesh/remote_call.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/log.hpp>
+#include <veloq/runtime/task.hpp>
+
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace veloq {
+
+namespace internal {
+
+template <typename T>
+struct TaskValue {
+  using type = T;
+  static constexpr bool is_task = false;
+};
+template <typename T>
+struct TaskValue<Task<T>> {
+  using type = T;
+  static constexpr bool is_task = true;
+};
+
+// The value a call of F produces once awaited: U for a Task<U>, else the plain result.
+template <typename F>
+using CallResult = typename TaskValue<std::invoke_result_t<F&>>::type;
+
+template <typename F>
+class RemoteJobFor : public RemoteJob<CallResult<F>> {
+ public:
+  using R = CallResult<F>;
+  explicit RemoteJobFor(F&& f) : fn(std::move(f)) {}
+  F fn;
+
+  static RemoteJobFor* create(F&& f, unsigned home, unsigned target) {
+    void* mem = RuntimeContext::current().frame_pool().allocate(sizeof(RemoteJobFor));
+    auto* job = new (mem) RemoteJobFor(std::move(f));
+    job->home = home;
+    job->target = target;
+    job->run_on_target = &RemoteJobFor::run;
+    job->destroy = &RemoteJobFor::destroy_job;
+    return job;
+  }
+
+ private:
+  static void destroy_job(RemoteJob<R>* base) noexcept {
+    auto* job = static_cast<RemoteJobFor*>(base);
+    job->~RemoteJobFor();
+    FramePool::release_current(job, sizeof(RemoteJobFor));
+  }
+
+  static void run(RemoteJob<R>* base) {
+    auto* job = static_cast<RemoteJobFor*>(base);
+    if constexpr (TaskValue<std::invoke_result_t<F&>>::is_task) {
+      spawn(as_task(job), SpawnOptions{"submit_to"}).detach();
+    } else {
+      try {
+        if constexpr (std::is_void_v<R>) {
+          job->fn();
+          job->outcome.set_value();
+        } else {
+          job->outcome.set_value(job->fn());
+        }
+      } catch (...) {
+        job->outcome.set_exception(std::current_exception());
+      }
+      job->reply();
+    }
+  }
+
+  // The task a coroutine job runs as on its target. If it is destroyed before
+  // finishing (runtime shutdown), the reply still goes home, saying so.
+  static Task<void> as_task(RemoteJobFor* job) {
+    struct ReplyOnExit {
+      RemoteJobFor* job;
+      ~ReplyOnExit() {
+        if (!job->outcome.has_value_or_error()) job->outcome.set_exception(std::make_exception_ptr(TaskCancelled()));
+        job->reply();
+      }
+    } reply_on_exit{job};
+    try {
+      if constexpr (std::is_void_v<R>) {
+        co_await job->fn();
+        job->outcome.set_value();
+      } else {
+        job->outcome.set_value(co_await job->fn());
+      }
+    } catch (...) {
+      job->outcome.set_exception(std::current_exception());
+    }
+  }
+};
+
+}  // namespace internal
+
+template <typename F>
+RemoteCall<internal::CallResult<std::decay_t<F>>> submit_to(unsigned shard, F&& fn) {
+  using Fn = std::decay_t<F>;
+  RuntimeContext& ctx = RuntimeContext::current("submit_to");
+  if (shard >= ctx.shard_count())
+    throw std::out_of_range("veloq: submit_to shard " + std::to_string(shard) + " but the runtime has " +
+                            std::to_string(ctx.shard_count()) + " shards");
+  auto* job = internal::RemoteJobFor<Fn>::create(Fn(std::forward<F>(fn)), ctx.shard_id(), shard);
+  if (shard == ctx.shard_id())
+    job->run_on_target(job);
+  else
+    ctx.mesh().send(shard, mesh::MeshMessage::make(&internal::RemoteJob<internal::CallResult<Fn>>::on_arrival,
+                                                   static_cast<internal::RemoteJob<internal::CallResult<Fn>>*>(job)));
+  return RemoteCall<internal::CallResult<Fn>>(job);
+}
+
+// Runs fn() on every shard (the caller's included) and waits for all; the
+// first exception, if any, is rethrown after every shard has finished.
+template <typename F>
+Task<void> invoke_on_all(F fn) {
+  std::vector<RemoteCall<internal::CallResult<F>>> calls;
+  unsigned n = shard_count();
+  calls.reserve(n);
+  for (unsigned s = 0; s < n; ++s) calls.push_back(submit_to(s, F(fn)));
+  std::exception_ptr first_error;
+  for (auto& call : calls) {
+    try {
+      co_await std::move(call);
+    } catch (...) {
+      if (!first_error) first_error = std::current_exception();
+    }
+  }
+  if (first_error) std::rethrow_exception(first_error);
+}
+
+// Runs mapper() on every shard and folds the results in shard order:
+// reduce(reduce(initial, r0), r1) ...
+template <typename Mapper, typename T, typename Reduce>
+Task<T> map_reduce(Mapper mapper, T initial, Reduce reduce) {
+  std::vector<RemoteCall<internal::CallResult<Mapper>>> calls;
+  unsigned n = shard_count();
+  calls.reserve(n);
+  for (unsigned s = 0; s < n; ++s) calls.push_back(submit_to(s, Mapper(mapper)));
+  T acc = std::move(initial);
+  for (auto& call : calls) acc = reduce(std::move(acc), co_await std::move(call));
+  co_return acc;
+}
+
+// Sends fn to `shard` and does not wait. Small trivially copyable closures
+// travel inside the message itself; larger ones travel as a job whose memory
+// comes back home to be freed.
+template <typename F>
+void run_on(unsigned shard, F&& fn) {
+  using Fn = std::decay_t<F>;
+  RuntimeContext& ctx = RuntimeContext::current("run_on");
+  if constexpr (mesh::MeshMessage::fits_inline<Fn>) {
+    if (shard != ctx.shard_id()) {
+      auto handler = [](mesh::MeshMessage& m, mesh::Delivery how) {
+        if (how != mesh::Delivery::run) return;
+        try {
+          m.get<Fn>()();
+        } catch (const std::exception& e) {
+          log().warn("run_on closure threw: {}", e.what());
+        }
+      };
+      ctx.mesh().send(shard, mesh::MeshMessage::make(+handler, Fn(std::forward<F>(fn))));
+      return;
+    }
+  }
+  auto call = submit_to(shard, [f = Fn(std::forward<F>(fn))]() mutable {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      log().warn("run_on closure threw: {}", e.what());
+    }
+  });
+  (void)call;  // dropping the call abandons it: the reply frees the job at home
+}
+
+}  // namespace veloq

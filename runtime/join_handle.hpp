@@ -1,0 +1,106 @@
+// JoinHandle<T>: the caller's end of a spawned task.
+//
+// `co_await handle` waits for the task and returns its value or rethrows its
+// exception (TaskCancelled if it was cancelled). `detach()` (or dropping the
+// handle) lets the task run on unobserved; `cancel()` asks it to stop at its
+// next suspension point, destroying its frame so every operation it has in
+// flight is cancelled too. Single-shard: no atomics; only the task's own shard
+// may touch the handle.
+#pragma once
+
+#include <veloq/runtime/errors.hpp>
+#include <veloq/runtime/outcome.hpp>
+#include <veloq/runtime/task_state.hpp>
+
+#include <coroutine>
+#include <utility>
+
+namespace veloq {
+
+class LocalExecutor;
+
+namespace internal {
+
+template <typename T>
+class TypedTaskState : public TaskState {
+ public:
+  Outcome<T> outcome;
+};
+
+// Defined in local_executor.hpp.
+inline TaskState* running_task() noexcept;
+void request_cancel(TaskState* task) noexcept;
+
+}  // namespace internal
+
+template <typename T>
+class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
+ public:
+  JoinHandle() noexcept = default;
+  explicit JoinHandle(internal::TypedTaskState<T>* state) noexcept : state_(state) {}
+  JoinHandle(JoinHandle&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  JoinHandle& operator=(JoinHandle&& other) noexcept {
+    if (this != &other) {
+      detach();
+      state_ = std::exchange(other.state_, nullptr);
+    }
+    return *this;
+  }
+  JoinHandle(const JoinHandle&) = delete;
+  JoinHandle& operator=(const JoinHandle&) = delete;
+  ~JoinHandle() { detach(); }
+
+  bool valid() const noexcept { return state_ != nullptr; }
+  bool done() const noexcept { return state_ != nullptr && state_->done(); }
+
+  // Lets the task run to its end on its own; its failure, if any, is logged.
+  void detach() noexcept {
+    if (state_) {
+      state_->detached = true;
+      std::exchange(state_, nullptr)->release();
+    }
+  }
+
+  // Asks the task to stop; awaiting the handle then throws TaskCancelled
+  // (unless the task had already finished).
+  void cancel() noexcept {
+    if (state_) internal::request_cancel(state_);
+  }
+
+  // The result of a finished task (for code outside coroutines, e.g. block_on).
+  T take_result() {
+    internal::TypedTaskState<T>* s = std::exchange(state_, nullptr);
+    struct Release {
+      internal::TaskState* s;
+      ~Release() { s->release(); }
+    } release{s};
+    return s->outcome.take();
+  }
+
+  auto operator co_await() && noexcept { return Awaiter{*this}; }
+  auto operator co_await() & noexcept { return Awaiter{*this}; }
+
+ private:
+  friend class LocalExecutor;
+  struct Awaiter {
+    JoinHandle& handle;
+    internal::TaskState* joiner = nullptr;
+
+    bool await_ready() const noexcept { return handle.state_->done(); }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+      joiner = internal::running_task();
+      joiner->resume_point = h;
+      handle.state_->join_waiter = joiner;
+    }
+    T await_resume() { return handle.take_result(); }
+    ~Awaiter() {
+      // Destroyed while still waiting: our task was cancelled.
+      if (joiner != nullptr && handle.state_ != nullptr && handle.state_->join_waiter == joiner)
+        handle.state_->join_waiter = nullptr;
+    }
+  };
+
+  internal::TypedTaskState<T>* state_ = nullptr;
+};
+
+}  // namespace veloq

@@ -1,0 +1,206 @@
+// LocalExecutor: one shard's single-threaded scheduler.
+//
+// It owns the shard's ready queue of tasks, its timers, its end of the mesh,
+// its io_uring driver and its frame pool. Its loop, one turn at a time:
+//   1. run_ready_tasks()   up to `task_budget` tasks
+//   2. fire_due_timers()
+//   3. drain_inbound()     up to `mesh_budget` messages from other shards
+//   4. flush_outbound()    push staged mesh batches, wake parked peers
+//   5. poll_or_park()      the turn's single io_uring_enter: submit, collect,
+//                          and sleep there if nothing else is left to do
+//   6. reap_completions()  run completion handlers (they wake tasks)
+// Budgets on steps 1 and 3 keep mesh work and local tasks from starving each
+// other. Nothing here is thread-safe except request_stop(): every other call
+// belongs to the shard's own thread.
+#pragma once
+
+#include <veloq/io/driver.hpp>
+#include <veloq/mesh/mesh.hpp>
+#include <veloq/mesh/mesh_endpoint.hpp>
+#include <veloq/runtime/errors.hpp>
+#include <veloq/runtime/frame_pool.hpp>
+#include <veloq/runtime/join_handle.hpp>
+#include <veloq/runtime/ready_queue.hpp>
+#include <veloq/runtime/runtime_context.hpp>
+#include <veloq/runtime/shard_config.hpp>
+#include <veloq/runtime/task.hpp>
+#include <veloq/runtime/timer_queue.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <source_location>
+#include <thread>
+
+namespace veloq {
+
+struct SpawnOptions {
+  const char* name = nullptr;  // shown in task dumps and in failure logs
+};
+
+struct ExecutorStats {
+  std::uint64_t tasks_spawned = 0;
+  std::uint64_t tasks_run = 0;       // resumptions
+  std::uint64_t loop_turns = 0;
+  std::uint64_t parks = 0;
+  std::uint64_t timers_fired = 0;
+};
+
+class LocalExecutor {
+ public:
+  // A standalone single-shard executor (tools, tests): shard 0 of 1.
+  explicit LocalExecutor(const ShardConfig& config = {});
+  // Shard `shard_id` of a runtime; call on the shard's own thread.
+  LocalExecutor(const ShardConfig& config, mesh::Mesh& mesh, unsigned shard_id);
+  LocalExecutor(const LocalExecutor&) = delete;
+  LocalExecutor& operator=(const LocalExecutor&) = delete;
+  // Destroys every remaining task and waits for the ring's operations to end.
+  ~LocalExecutor();
+
+  unsigned shard_id() const noexcept { return shard_id_; }
+  unsigned shard_count() const noexcept { return mesh_->shard_count(); }
+
+  // Makes `task` a task of this shard; it starts on a later loop turn.
+  template <typename T>
+  JoinHandle<T> spawn(Task<T> task, SpawnOptions options = {},
+                      std::source_location site = std::source_location::current());
+
+  // Runs the loop until `task` finishes and returns its result. Enters this
+  // executor's context for the duration. Refused from inside a task.
+  template <typename T>
+  T block_on(Task<T> task);
+
+  // Runs the loop until request_stop().
+  void run_until_stopped();
+  // Asks the loop to return; callable from any thread.
+  void request_stop() noexcept { mesh_->signal(shard_id_).request_stop(); }
+  bool stop_requested() const noexcept { return endpoint_.stop_requested(); }
+
+  // Cancels and destroys every live task (shutdown).
+  void destroy_all_tasks() noexcept;
+
+  internal::TaskState* current_task() const noexcept { return current_; }
+  void schedule(internal::TaskState* t) noexcept;
+  void cancel(internal::TaskState* t) noexcept;
+
+  internal::TimerQueue& timers() noexcept { return timers_; }
+  io::Driver& driver() noexcept { return driver_; }
+  mesh::MeshEndpoint& mesh() noexcept { return endpoint_; }
+  internal::FramePool& frame_pool() noexcept { return frame_pool_; }
+  const ExecutorStats& stats() const noexcept { return stats_; }
+  std::size_t live_tasks() const noexcept { return live_count_; }
+  std::thread::id owner_thread() const noexcept { return owner_; }
+
+  template <typename T>
+  static internal::TaskState* handle_state(const JoinHandle<T>& h) noexcept {
+    return h.state_;
+  }
+
+  // Called from the root's final suspend and from cancellation.
+  void finish(internal::TaskState* t) noexcept;
+
+ private:
+  void run_turn();
+  void run_ready_tasks();
+  void fire_due_timers();
+  void poll_or_park();
+  void arm_wake_read();
+  void cancel_now(internal::TaskState* t) noexcept;
+  void link_live(internal::TaskState* t) noexcept;
+  void unlink_live(internal::TaskState* t) noexcept;
+
+  struct WakeRead : io::Completion {
+    LocalExecutor* owner = nullptr;
+    std::uint64_t counter = 0;
+  };
+
+  ShardConfig config_;
+  unsigned shard_id_;
+  std::thread::id owner_;
+  std::unique_ptr<mesh::Mesh> own_mesh_;  // standalone executors only
+  mesh::Mesh* mesh_;
+  internal::FramePool frame_pool_;  // outlives the members below, which may still free frames into it
+  io::Driver driver_;
+  mesh::MeshEndpoint endpoint_;
+  internal::ReadyQueue ready_;
+  internal::TimerQueue timers_;
+  internal::TaskState* current_ = nullptr;
+  internal::TaskState* live_head_ = nullptr;
+  std::size_t live_count_ = 0;
+  WakeRead wake_read_;
+  internal::TaskState* block_on_task_ = nullptr;  // the loop must not park once it is done
+  bool shutting_down_ = false;
+  ExecutorStats stats_;
+};
+
+namespace internal {
+
+void TaskState::wake_at(std::coroutine_handle<> h) noexcept {
+  resume_point = h;
+  executor->schedule(this);
+}
+
+void TaskState::wake() noexcept { executor->schedule(this); }
+
+inline TaskState* running_task() noexcept {
+  return RuntimeContext::current("awaiting inside a task").executor().current_task();
+}
+
+template <typename T>
+void destroy_typed_state(TaskState* t) noexcept {
+  auto* s = static_cast<TypedTaskState<T>*>(t);
+  LocalExecutor* ex = s->executor;
+  s->~TypedTaskState<T>();
+  ex->frame_pool().release(s, sizeof(TypedTaskState<T>));
+}
+
+template <typename T>
+void set_cancelled_outcome(TaskState* t) noexcept {
+  static_cast<TypedTaskState<T>*>(t)->outcome.set_exception(std::make_exception_ptr(TaskCancelled()));
+}
+
+}  // namespace internal
+
+template <typename T>
+JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, std::source_location site) {
+  if (!task.valid()) throw RuntimeMisuse("veloq: spawn of an empty Task");
+  auto* s = new (frame_pool_.allocate(sizeof(internal::TypedTaskState<T>))) internal::TypedTaskState<T>();
+  auto h = task.release();
+  h.promise().set_root_task(s);
+  h.promise().redirect_outcome(&s->outcome);
+  s->root = h;
+  s->resume_point = h;
+  s->executor = this;
+  s->name = options.name;
+  s->spawn_site = site;
+  s->destroy_self = &internal::destroy_typed_state<T>;
+  s->set_cancelled = &internal::set_cancelled_outcome<T>;
+  link_live(s);
+  ++stats_.tasks_spawned;
+  schedule(s);
+  return JoinHandle<T>(s);
+}
+
+template <typename T>
+T LocalExecutor::block_on(Task<T> task) {
+  if (current_ != nullptr) throw RuntimeMisuse("veloq: block_on called from inside a running task");
+  RuntimeContext context(*this);
+  JoinHandle<T> handle = spawn(std::move(task), SpawnOptions{"block_on"});
+  internal::TaskState* outer = std::exchange(block_on_task_, handle_state(handle));
+  while (!handle.done() && !stop_requested()) run_turn();
+  block_on_task_ = outer;
+  if (!handle.done()) {
+    handle.cancel();
+    run_ready_tasks();
+  }
+  return handle.take_result();
+}
+
+// Spawns `task` on the current shard.
+template <typename T>
+JoinHandle<T> spawn(Task<T> task, SpawnOptions options = {},
+                    std::source_location site = std::source_location::current()) {
+  return RuntimeContext::current("spawn").executor().spawn(std::move(task), options, site);
+}
+
+}  // namespace veloq

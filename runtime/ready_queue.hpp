@@ -1,0 +1,39 @@
+// ReadyQueue: the FIFO of tasks ready to run, linked through the tasks
+// themselves (TaskState::next_ready), so scheduling never allocates.
+#pragma once
+
+#include <veloq/runtime/task_state.hpp>
+
+#include <cstddef>
+
+namespace veloq::internal {
+
+class ReadyQueue {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+
+  void push_back(TaskState* t) noexcept {
+    t->next_ready = nullptr;
+    (tail_ ? tail_->next_ready : head_) = t;
+    tail_ = t;
+    ++size_;
+  }
+
+  TaskState* pop_front() noexcept {
+    TaskState* t = head_;
+    if (t) {
+      head_ = t->next_ready;
+      if (!head_) tail_ = nullptr;
+      --size_;
+    }
+    return t;
+  }
+
+ private:
+  TaskState* head_ = nullptr;
+  TaskState* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace veloq::internal

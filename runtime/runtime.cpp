@@ -1,0 +1,114 @@
+#include <veloq/mesh/mesh.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/log.hpp>
+#include <veloq/runtime/runtime.hpp>
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <barrier>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+namespace veloq {
+
+namespace {
+
+std::vector<int> cpus_in_affinity_mask() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  if (cpus.empty()) cpus.push_back(0);
+  return cpus;
+}
+
+void pin_current_thread(int cpu, unsigned shard) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set); rc != 0)
+    log().warn("could not pin shard {} to CPU {}: {}", shard, cpu, std::strerror(rc));
+}
+
+}  // namespace
+
+Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {
+  cpus_ = config_.cpus.empty() ? cpus_in_affinity_mask() : config_.cpus;
+  shard_count_ = config_.shards != 0 ? config_.shards : static_cast<unsigned>(cpus_.size());
+}
+
+void Runtime::stop() noexcept {
+  if (auto* mesh = static_cast<mesh::Mesh*>(mesh_.load()))
+    for (unsigned i = 0; i < mesh->shard_count(); ++i) mesh->signal(i).request_stop();
+}
+
+void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
+  if (RuntimeContext::current_or_null() != nullptr)
+    throw RuntimeMisuse(
+        "veloq: Runtime::run was called on a thread that is running a shard; "
+        "a shard cannot start another runtime (use spawn or submit_to instead)");
+  configure_logging(config_.log_level);
+
+  const unsigned n = shard_count_;
+  mesh::Mesh mesh(n, config_.shard.mesh.ring_capacity);
+  std::barrier started(n), stopped(n), drained(n);
+  std::vector<std::exception_ptr> errors(n);
+  std::atomic<bool> startup_failed{false};
+
+  auto shard_main = [&](unsigned id) {
+    if (config_.pin_threads) pin_current_thread(cpus_[id % cpus_.size()], id);
+    std::optional<LocalExecutor> executor;
+    try {
+      executor.emplace(config_.shard, mesh, id);
+    } catch (...) {
+      errors[id] = std::current_exception();
+      startup_failed = true;
+    }
+    started.arrive_and_wait();
+    if (!startup_failed) {
+      log().debug("shard {} of {} started", id, n);
+      try {
+        if (id == 0) {
+          RuntimeContext context(*executor);
+          entry_on_shard0();
+        } else {
+          executor->run_until_stopped();
+        }
+      } catch (...) {
+        errors[id] = std::current_exception();
+      }
+      if (id == 0) stop();
+    }
+    // Shutdown: destroy tasks (they may stage final messages), then, once no
+    // shard sends any more, hand every message left in a ring its discard
+    // delivery so whatever it owns is released.
+    if (executor) {
+      RuntimeContext context(*executor);
+      executor->destroy_all_tasks();
+    }
+    stopped.arrive_and_wait();
+    if (executor) {
+      RuntimeContext context(*executor);
+      executor->mesh().discard_staged();
+      executor->mesh().discard_inbound();
+    }
+    drained.arrive_and_wait();
+    executor.reset();
+  };
+
+  mesh_.store(&mesh);
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (unsigned id = 0; id < n; ++id) threads.emplace_back(shard_main, id);
+  for (std::thread& t : threads) t.join();
+  mesh_.store(nullptr);
+
+  for (std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace veloq

@@ -1,0 +1,55 @@
+// sleep_for / sleep_until: suspend the current task until a time has passed.
+// The timer lives in the task's frame; cancelling the task removes it. A shard
+// with many sleeping tasks asks the kernel for one timeout only, the nearest.
+//
+//   co_await veloq::sleep_for(std::chrono::milliseconds(5));
+#pragma once
+
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/timer_queue.hpp>
+
+#include <chrono>
+#include <coroutine>
+
+namespace veloq {
+
+namespace internal {
+
+class SleepAwaiter {
+ public:
+  explicit SleepAwaiter(Clock::time_point deadline) noexcept : deadline_(deadline) {}
+  bool await_ready() const noexcept { return deadline_ <= Clock::now(); }
+  void await_suspend(std::coroutine_handle<> h) {
+    task_ = running_task();
+    task_->resume_point = h;
+    task_->executor->timers().arm(entry_.timer, deadline_, &SleepAwaiter::expire);
+    entry_.task = task_;
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  struct Entry {
+    Timer timer;  // first member: expire() converts the Timer* back
+    TaskState* task = nullptr;
+  };
+  static void expire(Timer* t) noexcept { reinterpret_cast<Entry*>(t)->task->wake(); }
+
+  Clock::time_point deadline_;
+  TaskState* task_ = nullptr;
+  Entry entry_;
+};
+
+}  // namespace internal
+
+[[nodiscard("co_await veloq::sleep_until(deadline)")]] inline internal::SleepAwaiter sleep_until(
+    Clock::time_point deadline) noexcept {
+  return internal::SleepAwaiter(deadline);
+}
+
+template <typename Rep, typename Period>
+[[nodiscard("co_await veloq::sleep_for(duration)")]] internal::SleepAwaiter sleep_for(
+    std::chrono::duration<Rep, Period> d) noexcept {
+  return internal::SleepAwaiter(Clock::now() + std::chrono::duration_cast<Clock::duration>(d));
+}
+
+}  // namespace veloq

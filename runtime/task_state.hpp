@@ -1,0 +1,57 @@
+// TaskState: the schedulable unit of a shard. One exists per spawned task; it
+// is the node of the executor's intrusive ready queue (scheduling never
+// allocates) and the meeting point between the task and its JoinHandle.
+// A task is a chain of coroutines (the spawned root and the children it awaits);
+// only one of them is suspended waiting to run at a time, and `resume_point`
+// names it.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <source_location>
+
+namespace veloq {
+class LocalExecutor;
+}
+
+namespace veloq::internal {
+
+class TaskState {
+ public:
+  enum class Phase : std::uint8_t { created, running, suspended, queued, done };
+
+  TaskState* next_ready = nullptr;          // ready queue link
+  TaskState* live_prev = nullptr;           // the shard's list of live tasks
+  TaskState* live_next = nullptr;
+  std::coroutine_handle<> resume_point;     // the coroutine to resume next
+  std::coroutine_handle<> root;             // the spawned coroutine; null once done
+  TaskState* join_waiter = nullptr;         // the task awaiting our JoinHandle
+  LocalExecutor* executor = nullptr;
+  const char* name = nullptr;
+  std::source_location spawn_site;
+  std::uint64_t spawned_at_ns = 0;
+  std::uint32_t refs = 2;                   // one for the running task, one for its JoinHandle
+  std::uint8_t sched_class = 0;             // the executor's priority class index
+  Phase phase = Phase::created;
+  bool cancel_requested = false;
+  bool detached = false;
+
+  bool queued() const noexcept { return phase == Phase::queued; }
+  bool done() const noexcept { return phase == Phase::done; }
+
+  // Schedules the task to continue at `h` on its own shard.
+  inline void wake_at(std::coroutine_handle<> h) noexcept;
+  // Schedules the task to continue where it suspended.
+  inline void wake() noexcept;
+
+  void add_ref() noexcept { ++refs; }
+  void release() noexcept {
+    if (--refs == 0) destroy_self(this);
+  }
+
+  // Stores the outcome "cancelled" and frees the state's typed part when done.
+  void (*set_cancelled)(TaskState*) noexcept = nullptr;
+  void (*destroy_self)(TaskState*) noexcept = nullptr;
+};
+
+}  // namespace veloq::internal

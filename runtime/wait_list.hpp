@@ -1,0 +1,93 @@
+// WaitList: the tasks waiting on a single-shard primitive (semaphore, notify,
+// mutex, gate, channel), in arrival order. Each Waiter lives in the awaiting
+// coroutine's frame and unlinks itself if that frame is destroyed while it
+// waits, so cancelling a waiting task never leaves a dangling entry.
+#pragma once
+
+#include <veloq/runtime/task_state.hpp>
+
+#include <coroutine>
+#include <cstddef>
+
+namespace veloq::internal {
+
+class WaitList;
+
+class Waiter {
+ public:
+  Waiter() = default;
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  ~Waiter() { unlink(); }
+
+  bool linked() const noexcept { return list_ != nullptr; }
+  // Set by whoever wakes the waiter, before waking it (for example "granted").
+  bool woken = false;
+  inline void unlink() noexcept;
+
+ private:
+  friend class WaitList;
+  Waiter* prev_ = nullptr;
+  Waiter* next_ = nullptr;
+  WaitList* list_ = nullptr;
+  TaskState* task_ = nullptr;
+  std::coroutine_handle<> resume_at_;
+};
+
+class WaitList {
+ public:
+  WaitList() = default;
+  WaitList(const WaitList&) = delete;
+  WaitList& operator=(const WaitList&) = delete;
+  ~WaitList() {
+    while (head_) head_->unlink();
+  }
+
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+  Waiter* front() const noexcept { return head_; }
+
+  // Enqueues `w` for the task currently running, which suspends at `h`.
+  void push_back(Waiter& w, TaskState* task, std::coroutine_handle<> h) noexcept {
+    w.task_ = task;
+    w.resume_at_ = h;
+    w.woken = false;
+    w.list_ = this;
+    w.prev_ = tail_;
+    w.next_ = nullptr;
+    (tail_ ? tail_->next_ : head_) = &w;
+    tail_ = &w;
+    ++size_;
+  }
+
+  // Removes the first waiter and schedules its task; false if none waits.
+  bool wake_front() noexcept {
+    Waiter* w = head_;
+    if (!w) return false;
+    w->unlink();
+    w->woken = true;
+    w->task_->wake_at(w->resume_at_);
+    return true;
+  }
+  void wake_all() noexcept {
+    while (wake_front()) {
+    }
+  }
+
+ private:
+  friend class Waiter;
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+void Waiter::unlink() noexcept {
+  if (!list_) return;
+  (prev_ ? prev_->next_ : list_->head_) = next_;
+  (next_ ? next_->prev_ : list_->tail_) = prev_;
+  --list_->size_;
+  list_ = nullptr;
+  prev_ = next_ = nullptr;
+}
+
+}  // namespace veloq::internal
