@@ -38,12 +38,12 @@ struct MeshMessage {
     return m;
   }
 
+  // The inline payload. memcpy into the byte array implicitly created the T
+  // (it is trivially copyable), so it can be used in place.
   template <typename T>
-  T get() const noexcept {
+  T& get() noexcept {
     static_assert(fits_inline<T>);
-    T value;
-    std::memcpy(&value, payload, sizeof(T));
-    return value;
+    return *std::launder(reinterpret_cast<T*>(payload));
   }
 };
 

@@ -36,7 +36,7 @@ class Sharded {
   template <typename... Args>
   Task<void> start(Args... args) {
     instances_.resize(shard_count());
-    co_await invoke_on_all([this, args...]() { instances_[shard_id()] = std::make_unique<T>(args...); });
+    return veloq::invoke_on_all([this, args...]() { instances_[shard_id()] = std::make_unique<T>(args...); });
   }
 
   // This shard's instance.
@@ -61,13 +61,13 @@ class Sharded {
   // Calls fn(instance) on every shard and waits for all.
   template <typename F>
   Task<void> invoke_on_all(F fn) {
-    co_await veloq::invoke_on_all([this, fn]() mutable { return fn(*instances_[shard_id()]); });
+    return veloq::invoke_on_all([this, fn = std::move(fn)]() mutable { return fn(*instances_[shard_id()]); });
   }
 
   // Runs each instance's `Task<void> stop()` (if T has one) on its shard, then
   // destroys it there.
   Task<void> stop() {
-    co_await veloq::invoke_on_all([this]() -> Task<void> {
+    return veloq::invoke_on_all([this]() -> Task<void> {
       std::unique_ptr<T>& instance = instances_[shard_id()];
       if (!instance) co_return;
       if constexpr (requires(T& t) { t.stop(); }) co_await instance->stop();

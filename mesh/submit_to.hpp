@@ -12,6 +12,10 @@
 //   auto total = co_await veloq::map_reduce([] { return local_count(); }, 0, std::plus<>());
 //
 // run_on(shard, fn) sends `fn` without waiting for anything back.
+//
+// g++ 12 destroys a lambda temporary twice when it is created inside a
+// co_await expression and captures something with a destructor; with that
+// compiler, name such a lambda before the co_await (clang is not affected).
 #pragma once
 
 #include <veloq/mesh/mesh_message.hpp>
@@ -72,7 +76,7 @@ class RemoteJobFor : public RemoteJob<CallResult<F>> {
   static void run(RemoteJob<R>* base) {
     auto* job = static_cast<RemoteJobFor*>(base);
     if constexpr (TaskValue<std::invoke_result_t<F&>>::is_task) {
-      spawn(as_task(job), SpawnOptions{"submit_to"}).detach();
+      spawn(as_task(ReplyOnExit(job)), SpawnOptions{"submit_to"}).detach();
     } else {
       try {
         if constexpr (std::is_void_v<R>) {
@@ -88,16 +92,28 @@ class RemoteJobFor : public RemoteJob<CallResult<F>> {
     }
   }
 
-  // The task a coroutine job runs as on its target. If it is destroyed before
-  // finishing (runtime shutdown), the reply still goes home, saying so.
-  static Task<void> as_task(RemoteJobFor* job) {
-    struct ReplyOnExit {
-      RemoteJobFor* job;
-      ~ReplyOnExit() {
-        if (!job->outcome.has_value_or_error()) job->outcome.set_exception(std::make_exception_ptr(TaskCancelled()));
-        job->reply();
-      }
-    } reply_on_exit{job};
+  // Sends the job home when destroyed: after the task finishes, or when the
+  // task is destroyed before or while running (runtime shutdown), in which
+  // case the outcome says it was cancelled. It is a parameter of as_task, not
+  // a local, so it is destroyed even if the task never started.
+  class ReplyOnExit {
+   public:
+    explicit ReplyOnExit(RemoteJobFor* job) noexcept : job_(job) {}
+    ReplyOnExit(ReplyOnExit&& other) noexcept : job_(std::exchange(other.job_, nullptr)) {}
+    ReplyOnExit& operator=(ReplyOnExit&&) = delete;
+    ~ReplyOnExit() {
+      if (!job_) return;
+      if (!job_->outcome.has_value_or_error()) job_->outcome.set_exception(std::make_exception_ptr(TaskCancelled()));
+      job_->reply();
+    }
+    RemoteJobFor* job() const noexcept { return job_; }
+
+   private:
+    RemoteJobFor* job_;
+  };
+
+  static Task<void> as_task(ReplyOnExit reply_on_exit) {
+    RemoteJobFor* job = reply_on_exit.job();
     try {
       if constexpr (std::is_void_v<R>) {
         co_await job->fn();
@@ -136,7 +152,7 @@ Task<void> invoke_on_all(F fn) {
   std::vector<RemoteCall<internal::CallResult<F>>> calls;
   unsigned n = shard_count();
   calls.reserve(n);
-  for (unsigned s = 0; s < n; ++s) calls.push_back(submit_to(s, F(fn)));
+  for (unsigned s = 0; s < n; ++s) calls.push_back(submit_to(s, fn));
   std::exception_ptr first_error;
   for (auto& call : calls) {
     try {
@@ -155,7 +171,7 @@ Task<T> map_reduce(Mapper mapper, T initial, Reduce reduce) {
   std::vector<RemoteCall<internal::CallResult<Mapper>>> calls;
   unsigned n = shard_count();
   calls.reserve(n);
-  for (unsigned s = 0; s < n; ++s) calls.push_back(submit_to(s, Mapper(mapper)));
+  for (unsigned s = 0; s < n; ++s) calls.push_back(submit_to(s, mapper));
   T acc = std::move(initial);
   for (auto& call : calls) acc = reduce(std::move(acc), co_await std::move(call));
   co_return acc;

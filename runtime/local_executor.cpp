@@ -21,14 +21,16 @@ void report_detached_failure(const TaskState* task, std::exception_ptr error) no
     std::rethrow_exception(std::move(error));
   } catch (const std::exception& e) {
     log().warn("detached task {} ({}:{}) failed: {}", task->name ? task->name : "(unnamed)",
-               task->spawn_site.file_name(), task->spawn_site.line(), e.what());
+               task->spawn_site.file, task->spawn_site.line, e.what());
   } catch (...) {
     log().warn("detached task {} ({}:{}) failed with a non-standard exception", task->name ? task->name : "(unnamed)",
-               task->spawn_site.file_name(), task->spawn_site.line());
+               task->spawn_site.file, task->spawn_site.line);
   }
 }
 
 void request_cancel(TaskState* task) noexcept { task->executor->cancel(task); }
+
+void TaskState::wake() noexcept { executor->schedule(this); }
 
 }  // namespace internal
 

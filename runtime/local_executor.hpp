@@ -29,7 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <new>
-#include <source_location>
+#include <veloq/runtime/source_location.hpp>
 #include <thread>
 
 namespace veloq {
@@ -63,7 +63,7 @@ class LocalExecutor {
   // Makes `task` a task of this shard; it starts on a later loop turn.
   template <typename T>
   JoinHandle<T> spawn(Task<T> task, SpawnOptions options = {},
-                      std::source_location site = std::source_location::current());
+                      SourceLocation site = SourceLocation::current());
 
   // Runs the loop until `task` finishes and returns its result. Enters this
   // executor's context for the duration. Refused from inside a task.
@@ -135,13 +135,6 @@ class LocalExecutor {
 
 namespace internal {
 
-void TaskState::wake_at(std::coroutine_handle<> h) noexcept {
-  resume_point = h;
-  executor->schedule(this);
-}
-
-void TaskState::wake() noexcept { executor->schedule(this); }
-
 inline TaskState* running_task() noexcept {
   return RuntimeContext::current("awaiting inside a task").executor().current_task();
 }
@@ -162,7 +155,7 @@ void set_cancelled_outcome(TaskState* t) noexcept {
 }  // namespace internal
 
 template <typename T>
-JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, std::source_location site) {
+JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, SourceLocation site) {
   if (!task.valid()) throw RuntimeMisuse("veloq: spawn of an empty Task");
   auto* s = new (frame_pool_.allocate(sizeof(internal::TypedTaskState<T>))) internal::TypedTaskState<T>();
   auto h = task.release();
@@ -199,7 +192,7 @@ T LocalExecutor::block_on(Task<T> task) {
 // Spawns `task` on the current shard.
 template <typename T>
 JoinHandle<T> spawn(Task<T> task, SpawnOptions options = {},
-                    std::source_location site = std::source_location::current()) {
+                    SourceLocation site = SourceLocation::current()) {
   return RuntimeContext::current("spawn").executor().spawn(std::move(task), options, site);
 }
 

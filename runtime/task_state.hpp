@@ -8,7 +8,7 @@
 
 #include <coroutine>
 #include <cstdint>
-#include <source_location>
+#include <veloq/runtime/source_location.hpp>
 
 namespace veloq {
 class LocalExecutor;
@@ -28,7 +28,7 @@ class TaskState {
   TaskState* join_waiter = nullptr;         // the task awaiting our JoinHandle
   LocalExecutor* executor = nullptr;
   const char* name = nullptr;
-  std::source_location spawn_site;
+  SourceLocation spawn_site;
   std::uint64_t spawned_at_ns = 0;
   std::uint32_t refs = 2;                   // one for the running task, one for its JoinHandle
   std::uint8_t sched_class = 0;             // the executor's priority class index
@@ -40,9 +40,12 @@ class TaskState {
   bool done() const noexcept { return phase == Phase::done; }
 
   // Schedules the task to continue at `h` on its own shard.
-  inline void wake_at(std::coroutine_handle<> h) noexcept;
+  void wake_at(std::coroutine_handle<> h) noexcept {
+    resume_point = h;
+    wake();
+  }
   // Schedules the task to continue where it suspended.
-  inline void wake() noexcept;
+  void wake() noexcept;
 
   void add_ref() noexcept { ++refs; }
   void release() noexcept {

@@ -1,17 +1,194 @@
 #include <doctest/doctest.h>
 
 #include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/notify.hpp>
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
 
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 using namespace veloq;
+using namespace std::chrono_literals;
 
 namespace {
 Task<int> add(int a, int b) { co_return a + b; }
+Task<int> fail(std::string why) {
+  co_await yield();
+  throw std::runtime_error(why);
 }
+Task<void> count_to(int& counter, int n) {
+  for (int i = 0; i < n; ++i) {
+    ++counter;
+    co_await yield();
+  }
+}
+}  // namespace
 
 TEST_CASE("a task returns its value to the awaiting task") {
   LocalExecutor ex;
   int v = ex.block_on([]() -> Task<int> { co_return co_await add(2, 3); }());
   CHECK(v == 5);
+}
+
+TEST_CASE("a task does nothing until it is awaited or spawned") {
+  LocalExecutor ex;
+  int counter = 0;
+  ex.block_on([&]() -> Task<void> {
+    Task<void> lazy = count_to(counter, 1);
+    co_await yield();
+    CHECK(counter == 0);
+    co_await std::move(lazy);
+    CHECK(counter == 1);
+  }());
+}
+
+TEST_CASE("an exception in a child task propagates to the awaiter") {
+  LocalExecutor ex;
+  bool caught = ex.block_on([]() -> Task<bool> {
+    try {
+      co_await fail("boom");
+    } catch (const std::runtime_error& e) {
+      co_return std::string(e.what()) == "boom";
+    }
+    co_return false;
+  }());
+  CHECK(caught);
+}
+
+TEST_CASE("an exception escaping block_on reaches the caller") {
+  LocalExecutor ex;
+  CHECK_THROWS_WITH_AS(ex.block_on(fail("outer")), "outer", std::runtime_error);
+}
+
+TEST_CASE("spawned tasks run concurrently and join returns their results") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    int a = 0, b = 0;
+    auto h1 = spawn(count_to(a, 100));
+    auto h2 = spawn(count_to(b, 100));
+    co_await yield();
+    co_await yield();
+    CHECK(a > 0);
+    CHECK(b > 0);
+    CHECK(a < 100);
+    co_await h1;
+    co_await h2;
+    CHECK(a == 100);
+    CHECK(b == 100);
+    auto h3 = spawn(add(20, 22));
+    CHECK(co_await h3 == 42);
+  }());
+}
+
+TEST_CASE("joining a failed task rethrows its exception") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto h = spawn(fail("spawned failure"));
+    CHECK_THROWS_WITH_AS(co_await h, "spawned failure", std::runtime_error);
+  }());
+}
+
+TEST_CASE("a detached task runs to its end after its handle is gone") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    int counter = 0;
+    spawn(count_to(counter, 10)).detach();
+    for (int i = 0; i < 20; ++i) co_await yield();
+    CHECK(counter == 10);
+  }());
+}
+
+TEST_CASE("cancelling a suspended task destroys its frame and joining throws TaskCancelled") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto alive = std::make_shared<int>(1);
+    Notify never;
+    auto h = spawn([](std::shared_ptr<int> keep, Notify& n) -> Task<void> {
+      co_await n.wait();
+      (void)keep;
+    }(alive, never));
+    co_await yield();
+    CHECK(alive.use_count() == 2);
+    CHECK(never.waiters() == 1);
+    h.cancel();
+    CHECK_THROWS_AS(co_await h, TaskCancelled);
+    CHECK(alive.use_count() == 1);  // the frame, and what it held, is gone
+    CHECK(never.waiters() == 0);    // and its waiter unlinked itself
+  }());
+}
+
+TEST_CASE("cancelling a task that never started and one that already finished") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    int counter = 0;
+    auto not_started = spawn(count_to(counter, 5));
+    not_started.cancel();
+    CHECK_THROWS_AS(co_await not_started, TaskCancelled);
+    CHECK(counter == 0);
+    auto finished = spawn(add(1, 1));
+    co_await yield();
+    co_await yield();
+    finished.cancel();
+    CHECK(co_await finished == 2);
+  }());
+}
+
+TEST_CASE("a task that cancels itself stops at its next suspension") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    int steps = 0;
+    JoinHandle<void> self;
+    self = spawn([](int& s, JoinHandle<void>& me) -> Task<void> {
+      ++s;
+      co_await yield();
+      me.cancel();
+      ++s;
+      co_await yield();
+      ++s;  // never reached
+    }(steps, self));
+    CHECK_THROWS_AS(co_await self, TaskCancelled);
+    CHECK(steps == 2);
+  }());
+}
+
+TEST_CASE("sleeping tasks wake in deadline order and a cancelled sleep never fires") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::vector<int> order;
+    auto sleeper = [](std::vector<int>& out, int id, std::chrono::milliseconds d) -> Task<void> {
+      co_await sleep_for(d);
+      out.push_back(id);
+    };
+    auto a = spawn(sleeper(order, 3, 30ms));
+    auto b = spawn(sleeper(order, 1, 10ms));
+    auto c = spawn(sleeper(order, 2, 20ms));
+    auto d = spawn(sleeper(order, 99, 15ms));
+    co_await yield();
+    d.cancel();
+    co_await a;
+    co_await b;
+    co_await c;
+    CHECK_THROWS_AS(co_await d, TaskCancelled);
+    CHECK(order == std::vector<int>{1, 2, 3});
+  }());
+}
+
+TEST_CASE("an executor destroyed with tasks still waiting destroys them") {
+  auto alive = std::make_shared<int>(0);
+  {
+    LocalExecutor ex;
+    ex.block_on([](std::shared_ptr<int> keep) -> Task<void> {
+      spawn([](std::shared_ptr<int> k) -> Task<void> {
+        co_await sleep_for(1h);
+        (void)k;
+      }(keep)).detach();
+      co_await yield();
+    }(alive));
+    CHECK(alive.use_count() == 2);
+    CHECK(ex.live_tasks() == 1);
+  }
+  CHECK(alive.use_count() == 1);
 }

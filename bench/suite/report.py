@@ -175,6 +175,7 @@ def _echo_chart(plt, path: Path, rows: list[Row]) -> None:
             ax.plot(xs, [points[x] for x in xs], marker="o", label=name)
         ticks = sorted({x for points in series.values() for x in points})
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_xlabel("connections (client on CPU 1, server on CPU 0)")
         ax.set_ylabel("round trips / s (64-byte messages)")

@@ -101,7 +101,10 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
         higher = bool(first.get("higher_is_better", True))
         veloq = median_or_none([_number(r.get("veloq")) for r in rows])
         baseline = median_or_none([_number(r.get("baseline")) for r in rows])
-        row = make_row(suite_case, f"{label}{case}", str(first.get("metric", "")), veloq,
+        # "spawn: spawn_join" says nothing more than "spawn_join": the label goes
+        # only where the row's own name does not already start with it.
+        name = case if label and case.startswith(label.split(":")[0]) else f"{label}{case}"
+        row = make_row(suite_case, name, str(first.get("metric", "")), veloq,
                        baseline_name=first.get("baseline_name"), baseline=baseline,
                        higher_is_better=higher, goal=first.get("goal"), runs=len(rows),
                        source=source,

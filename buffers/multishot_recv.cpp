@@ -1,0 +1,191 @@
+#include <veloq/buffers/multishot_recv.hpp>
+#include <veloq/io/completion.hpp>
+#include <veloq/io/driver.hpp>
+#include <veloq/runtime/local_executor.hpp>
+
+#include <cassert>
+#include <cerrno>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace veloq::buffers {
+
+// The receive's record: the io_uring completion target, the queue of chunks
+// that arrived, and the hook through which the ring re-arms it after ENOBUFS.
+// It lives apart from the stream because the kernel may still post to it
+// after the stream is gone (until the cancellation's final CQE).
+struct MultishotRecv::Op : io::Completion, internal::RefillHook {
+  struct Chunk {
+    std::uint16_t id;
+    std::uint32_t bytes;
+  };
+
+  Op(internal::ProvidedRingCore& ring_core, int socket) : core(&ring_core), fd(socket), queue(ring_core.entries()) {
+    on_complete = &Op::on_cqe;
+    on_refill = &Op::on_buffers_back;
+    core->add_ref();
+  }
+
+  internal::ProvidedRingCore* core;
+  int fd;
+  // At most one chunk per ring buffer can be outstanding, so a circular
+  // queue of `entries` slots never overflows and never reallocates.
+  std::vector<Chunk> queue;
+  std::size_t head = 0;
+  std::size_t count = 0;
+  bool armed = false;      // a receive is in the kernel (until a CQE without F_MORE)
+  bool abandoned = false;  // the stream is gone; free the record at the final CQE
+  bool ended = false;      // the peer closed
+  int error = 0;           // a receive error, reported after the queued chunks
+  std::uint64_t arms = 0;
+  veloq::internal::TaskState* waiter = nullptr;
+  std::coroutine_handle<> resume_at;
+
+  bool has_result() const noexcept { return count > 0 || ended || error != 0; }
+  bool may_arm() const noexcept { return !armed && !ended && error == 0 && !abandoned; }
+
+  void push(Chunk c) noexcept {
+    queue[(head + count) % queue.size()] = c;
+    ++count;
+  }
+  Chunk pop() noexcept {
+    Chunk c = queue[head];
+    head = (head + 1) % queue.size();
+    --count;
+    return c;
+  }
+
+  void arm() noexcept {
+    try {
+      io_uring_sqe* sqe = core->driver().prepare(this);
+      io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = core->group_id();
+      armed = true;
+      ++arms;
+    } catch (...) {
+      error = EBUSY;  // the submission queue stayed full
+    }
+  }
+
+  // Arms now if the ring has a buffer to give, else waits for one.
+  void arm_or_wait_for_buffers() noexcept {
+    if (!core->registered()) {
+      error = ECANCELED;  // the ring was destroyed under the stream
+    } else if (core->available() > 0) {
+      arm();
+    } else {
+      core->link(*this);
+    }
+  }
+
+  void wake_if_ready() noexcept {
+    if (waiter != nullptr && has_result()) std::exchange(waiter, nullptr)->wake_at(resume_at);
+  }
+
+  void free_record() noexcept {
+    if (linked()) core->unlink(*this);
+    while (count > 0) internal::give_back_provided(core, pop().id);
+    internal::ProvidedRingCore* ring_core = core;
+    delete this;
+    ring_core->release_ref();
+  }
+
+  static void on_cqe(io::Completion* c, int result, std::uint32_t flags) noexcept {
+    auto* op = static_cast<Op*>(c);
+    if (!(flags & IORING_CQE_F_MORE)) op->armed = false;
+    if (flags & IORING_CQE_F_BUFFER) {
+      auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+      op->core->mark_taken(id);
+      if (op->abandoned || result <= 0)
+        internal::give_back_provided(op->core, id);
+      else
+        op->push({id, static_cast<std::uint32_t>(result)});
+    } else if (result == -ENOBUFS) {
+      op->core->note_enobufs();
+    } else if (result == 0) {
+      op->ended = true;
+    } else if (result < 0 && !op->abandoned) {
+      op->error = -result;
+    }
+    if (op->abandoned) {
+      if (!op->armed) op->free_record();
+      return;
+    }
+    // A receive the kernel ended early (ENOBUFS, or a last CQE that still
+    // carried data) continues at once when a task is waiting with nothing to
+    // take; otherwise the next next() re-arms it.
+    if (op->may_arm() && op->waiter != nullptr && op->count == 0) op->arm_or_wait_for_buffers();
+    op->wake_if_ready();
+  }
+
+  static void on_buffers_back(internal::RefillHook* hook) noexcept {
+    auto* op = static_cast<Op*>(hook);
+    if (op->may_arm()) op->arm_or_wait_for_buffers();
+    op->wake_if_ready();
+  }
+};
+
+MultishotRecv::MultishotRecv(ProvidedBufferRing& ring, int fd) : op_(new Op(ring.core(), fd)) {
+  assert(ring.core().on_home_thread() && "a multishot receive runs on its ring's shard");
+}
+
+MultishotRecv::~MultishotRecv() {
+  Op* op = op_;
+  op->waiter = nullptr;
+  if (!op->armed) {
+    op->free_record();
+    return;
+  }
+  op->abandoned = true;
+  if (op->linked()) op->core->unlink(*op);
+  while (op->count > 0) internal::give_back_provided(op->core, op->pop().id);
+  try {
+    io_uring_sqe* sqe = op->core->driver().prepare(nullptr);
+    io_uring_prep_cancel(sqe, op, 0);
+  } catch (...) {
+    // The submission queue stayed full: the receive ends when the socket
+    // closes, or at the shard's shutdown, which cancels everything in flight.
+  }
+}
+
+bool MultishotRecv::armed() const noexcept { return op_->armed; }
+std::uint64_t MultishotRecv::arms() const noexcept { return op_->arms; }
+std::size_t MultishotRecv::queued() const noexcept { return op_->count; }
+
+MultishotRecv::NextChunk::~NextChunk() {
+  // Destroyed while suspended: the awaiting task was cancelled.
+  if (task_ != nullptr && op_.waiter == task_) op_.waiter = nullptr;
+}
+
+bool MultishotRecv::NextChunk::await_ready() noexcept {
+  // Re-arm when the kernel stopped: now if there is nothing to hand out or a
+  // buffer to receive into (so receiving overlaps with consuming), else on
+  // the next call.
+  if (op_.may_arm() && (op_.count == 0 || op_.core->available() > 0)) op_.arm_or_wait_for_buffers();
+  return op_.has_result();
+}
+
+void MultishotRecv::NextChunk::await_suspend(std::coroutine_handle<> h) noexcept {
+  task_ = veloq::internal::running_task();
+  task_->resume_point = h;
+  op_.waiter = task_;
+  op_.resume_at = h;
+}
+
+std::optional<ProvidedBuffer> MultishotRecv::NextChunk::await_resume() {
+  task_ = nullptr;
+  if (op_.count > 0) {
+    Op::Chunk c = op_.pop();
+    // The queue's reference on the ring passes to the view.
+    return adopt(op_.core, c.id, c.bytes);
+  }
+  if (op_.error != 0)
+    throw std::system_error(op_.error, std::generic_category(),
+                            "veloq: multishot receive on fd " + std::to_string(op_.fd));
+  return std::nullopt;
+}
+
+}  // namespace veloq::buffers

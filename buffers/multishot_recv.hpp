@@ -1,0 +1,82 @@
+// MultishotRecv: a stream of received chunks from one socket, fed by a single
+// multishot IORING_OP_RECV that draws its buffers from a ProvidedBufferRing.
+//
+// One SQE keeps receiving for as long as it stays armed: each arrival is a
+// CQE naming the provided buffer the kernel filled, queued here in order
+// until a task takes it with `co_await stream.next()`. The stream re-arms by
+// itself when the kernel ends the receive early: after ENOBUFS (the ring ran
+// dry; it waits for a buffer to be given back first, counted in the ring's
+// enobufs_events()) and after a final CQE without IORING_CQE_F_MORE that still
+// carried data. It is armed lazily, by the first next().
+//
+//   veloq::buffers::MultishotRecv stream(ring, fd);
+//   while (std::optional<veloq::buffers::ProvidedBuffer> chunk = co_await stream.next())
+//     parse(chunk->chars());           // dropping the chunk gives its buffer back
+//
+// next() yields std::nullopt once the peer has closed (after every chunk that
+// came before), and throws std::system_error for a receive error (again on
+// every later call). Hold few chunks at a time: each one keeps a ring buffer
+// from the kernel.
+//
+// Dropping the stream while the receive is armed cancels it with
+// IORING_OP_ASYNC_CANCEL; its operation record (and the ring's memory) stay
+// alive until the final CQE arrives, and any chunk that lands meanwhile is
+// given straight back. The socket must stay open until then too.
+// Single-shard: use the stream on the ring's shard only.
+#pragma once
+
+#include <veloq/buffers/provided_buffer_ring.hpp>
+
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+
+namespace veloq::internal {
+class TaskState;
+}
+
+namespace veloq::buffers {
+
+class MultishotRecv {
+  struct Op;
+
+ public:
+  MultishotRecv(ProvidedBufferRing& ring, int fd);
+  MultishotRecv(const MultishotRecv&) = delete;
+  MultishotRecv& operator=(const MultishotRecv&) = delete;
+  ~MultishotRecv();
+
+  class [[nodiscard("co_await stream.next()")]] NextChunk {
+   public:
+    explicit NextChunk(Op& op) noexcept : op_(op) {}
+    NextChunk(const NextChunk&) = delete;
+    NextChunk& operator=(const NextChunk&) = delete;
+    ~NextChunk();
+
+    bool await_ready() noexcept;
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    std::optional<ProvidedBuffer> await_resume();
+
+   private:
+    Op& op_;
+    veloq::internal::TaskState* task_ = nullptr;
+  };
+  // The next chunk received; std::nullopt at end of stream.
+  NextChunk next() noexcept { return NextChunk(*op_); }
+
+  // True while a receive is in flight in the kernel.
+  bool armed() const noexcept;
+  // How many times the receive was submitted (the first arm included).
+  std::uint64_t arms() const noexcept;
+  // Chunks received and not yet taken by next().
+  std::size_t queued() const noexcept;
+
+ private:
+  static ProvidedBuffer adopt(internal::ProvidedRingCore* core, std::uint16_t id, std::uint32_t bytes) noexcept {
+    return ProvidedBuffer(core, id, bytes);
+  }
+
+  Op* op_;
+};
+
+}  // namespace veloq::buffers

@@ -1,0 +1,183 @@
+#include <veloq/buffers/home_route.hpp>
+#include <veloq/buffers/provided_buffer_ring.hpp>
+#include <veloq/io/driver.hpp>
+#include <veloq/runtime/errors.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/log.hpp>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace veloq::buffers {
+
+namespace internal {
+
+ProvidedRingCore::ProvidedRingCore(io::Driver& driver, unsigned shard_id, const ProvidedBufferRingConfig& config)
+    : driver_(&driver),
+      shard_(shard_id),
+      owner_(std::this_thread::get_id()),
+      entries_(config.entries),
+      buffer_bytes_(config.buffer_bytes),
+      group_id_(config.group_id) {
+  if (entries_ == 0 || entries_ > 32768 || (entries_ & (entries_ - 1)) != 0)
+    throw std::invalid_argument("veloq: ProvidedBufferRingConfig: entries (" + std::to_string(entries_) +
+                                ") must be a power of two between 1 and 32768");
+  if (buffer_bytes_ == 0) throw std::invalid_argument("veloq: ProvidedBufferRingConfig: buffer_bytes is 0");
+
+  // One mapping: the ring's entries on their own page(s) (the kernel wants the
+  // ring page-aligned), then the buffers.
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const std::size_t ring_bytes = (entries_ * sizeof(io_uring_buf) + page - 1) / page * page;
+  mapping_bytes_ = ring_bytes + static_cast<std::size_t>(entries_) * buffer_bytes_;
+  mapping_ = mmap(nullptr, mapping_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapping_ == MAP_FAILED)
+    throw std::system_error(errno, std::generic_category(),
+                            "veloq: mapping a provided-buffer ring of " + std::to_string(mapping_bytes_) + " bytes");
+  ring_ = static_cast<io_uring_buf_ring*>(mapping_);
+  buffers_ = static_cast<std::byte*>(mapping_) + ring_bytes;
+
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring_);
+  reg.ring_entries = entries_;
+  reg.bgid = group_id_;
+  if (int rc = io_uring_register_buf_ring(&driver_->ring(), &reg, 0); rc < 0) {
+    munmap(mapping_, mapping_bytes_);
+    throw std::system_error(-rc, std::generic_category(),
+                            "veloq: registering provided-buffer ring group " + std::to_string(group_id_));
+  }
+  registered_ = true;
+
+  io_uring_buf_ring_init(ring_);
+  const int mask = io_uring_buf_ring_mask(entries_);
+  for (unsigned id = 0; id < entries_; ++id)
+    io_uring_buf_ring_add(ring_, buffer(static_cast<std::uint16_t>(id)), buffer_bytes_, static_cast<unsigned short>(id),
+                          mask, static_cast<int>(id));
+  io_uring_buf_ring_advance(ring_, static_cast<int>(entries_));
+  available_ = entries_;
+}
+
+void ProvidedRingCore::unregister() noexcept {
+  if (!registered_) return;
+  if (int rc = io_uring_unregister_buf_ring(&driver_->ring(), group_id_); rc < 0)
+    log().warn("unregistering provided-buffer ring group {} failed: {}", group_id_, std::strerror(-rc));
+  registered_ = false;
+  available_ = 0;
+  // Receivers waiting for buffers learn that none will come.
+  for (std::size_t n = hooks_; n > 0 && hooks_head_ != nullptr; --n) {
+    RefillHook* hook = hooks_head_;
+    unlink(*hook);
+    hook->on_refill(hook);
+  }
+  task_waiters_.wake_all();
+}
+
+void ProvidedRingCore::destroy() noexcept {
+  assert(hooks_ == 0 && task_waiters_.empty());
+  munmap(mapping_, mapping_bytes_);
+  delete this;
+}
+
+void ProvidedRingCore::mark_taken(std::uint16_t) noexcept {
+  --available_;
+  add_ref();  // held by the view (or the queue entry) until the buffer is given back
+}
+
+void ProvidedRingCore::provide(std::uint16_t id) noexcept {
+  if (!registered_) return;
+  // Only the kernel moves the head and only we move the tail; the release
+  // store in advance() publishes the entry before the new tail.
+  io_uring_buf_ring_add(ring_, buffer(id), buffer_bytes_, id, io_uring_buf_ring_mask(entries_), 0);
+  io_uring_buf_ring_advance(ring_, 1);
+  ++available_;
+  // Hooks are called once each; one that re-links itself waits for the next
+  // buffer, so the count bounds the loop.
+  for (std::size_t n = hooks_; n > 0 && hooks_head_ != nullptr && available_ > 0; --n) {
+    RefillHook* hook = hooks_head_;
+    unlink(*hook);
+    hook->on_refill(hook);
+  }
+  task_waiters_.wake_all();
+}
+
+void ProvidedRingCore::link(RefillHook& hook) noexcept {
+  if (hook.linked()) return;
+  hook.ring = this;
+  hook.prev = hooks_tail_;
+  hook.next = nullptr;
+  (hooks_tail_ ? hooks_tail_->next : hooks_head_) = &hook;
+  hooks_tail_ = &hook;
+  ++hooks_;
+}
+
+void ProvidedRingCore::unlink(RefillHook& hook) noexcept {
+  if (hook.ring != this) return;
+  (hook.prev ? hook.prev->next : hooks_head_) = hook.next;
+  (hook.next ? hook.next->prev : hooks_tail_) = hook.prev;
+  hook.prev = hook.next = nullptr;
+  hook.ring = nullptr;
+  --hooks_;
+}
+
+namespace {
+
+struct GiveBackNote {
+  ProvidedRingCore* core;
+  std::uint16_t id;
+};
+
+void arrive_home(mesh::MeshMessage& m, mesh::Delivery) {
+  auto note = m.get<GiveBackNote>();
+  // Discarded at shutdown on the sending shard: the ring is not ours to touch.
+  if (!note.core->on_home_thread()) {
+    log().debug("a provided buffer of shard {} was dropped at shutdown before it reached home", note.core->shard());
+    return;
+  }
+  note.core->provide(note.id);
+  note.core->release_ref();
+}
+
+}  // namespace
+
+void give_back_provided(ProvidedRingCore* core, std::uint16_t id) noexcept {
+  if (core->on_home_thread()) {
+    core->provide(id);
+    core->release_ref();
+    return;
+  }
+  send_to_home_shard(core->shard(), mesh::MeshMessage::make(&arrive_home, GiveBackNote{core, id}),
+                     "provided buffer");
+}
+
+}  // namespace internal
+
+ProvidedBufferRing::ProvidedBufferRing(io::Driver& driver, unsigned shard_id, const ProvidedBufferRingConfig& config)
+    : core_(new internal::ProvidedRingCore(driver, shard_id, config)) {}
+
+ProvidedBufferRing::~ProvidedBufferRing() {
+  assert(core_->on_home_thread() && "a ProvidedBufferRing is destroyed on its own shard");
+  core_->unregister();
+  core_->release_ref();
+}
+
+ProvidedBuffer ProvidedBufferRing::take(int result, std::uint32_t cqe_flags) noexcept {
+  if (!(cqe_flags & IORING_CQE_F_BUFFER)) return {};
+  auto id = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+  core_->mark_taken(id);
+  return ProvidedBuffer(core_, id, result > 0 ? static_cast<std::uint32_t>(result) : 0);
+}
+
+void ProvidedBufferRing::BuffersReturned::await_suspend(std::coroutine_handle<> h) noexcept {
+  veloq::internal::TaskState* task = veloq::internal::running_task();
+  task->resume_point = h;
+  core_.task_waiters().push_back(waiter_, task, h);
+}
+
+}  // namespace veloq::buffers

@@ -1,0 +1,236 @@
+// ProvidedBufferRing: a ring of equal-sized buffers handed to the kernel
+// (io_uring_register_buf_ring) under a buffer group id, so a receive armed
+// with IOSQE_BUFFER_SELECT picks its own buffer when data arrives instead of
+// pinning one per idle connection. It is what multishot receive draws from
+// (see buffers/multishot_recv.hpp).
+//
+// The kernel names the buffer it filled in the CQE (IORING_CQE_F_BUFFER and
+// the id in the upper 16 bits of the flags); `take(result, flags)` turns that
+// into a ProvidedBuffer, a RAII view of the received bytes that gives the
+// buffer back to the kernel when dropped. Until then the kernel cannot reuse
+// it, so a consumer that holds many views starves the ring: receives then
+// fail with ENOBUFS (multishot ones stop). Receivers record that with
+// `note_enobufs()` (counted in `enobufs_events()`) and re-arm once buffers
+// come back, either by awaiting `buffers_returned()` (a task) or by
+// registering a RefillHook (an operation record, no task needed).
+//
+//   veloq::buffers::ProvidedBufferRing ring(ctx.driver(), {.group_id = 7, .entries = 64, .buffer_bytes = 4096});
+//   veloq::buffers::MultishotRecv stream(ring, fd);
+//   while (auto chunk = co_await stream.next()) consume(chunk->bytes());
+//
+// A ring belongs to the shard whose driver it is registered with; create and
+// destroy it on that shard's thread, before the shard's executor ends. Views
+// and receivers that outlive the ring object keep its memory alive (it is
+// unmapped when the last of them is gone), so the kernel never writes into
+// freed memory.
+#pragma once
+
+#include <veloq/runtime/errors.hpp>
+#include <veloq/runtime/wait_list.hpp>
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+struct io_uring_buf_ring;
+
+namespace veloq::io {
+class Driver;
+}
+
+namespace veloq::buffers {
+
+struct ProvidedBufferRingConfig {
+  std::uint16_t group_id = 0;       // the buffer group id (bgid) receives select from; unique per ring
+  unsigned entries = 64;            // buffers in the ring; a power of two, at most 32768
+  std::uint32_t buffer_bytes = 4096;
+};
+
+namespace internal {
+
+class ProvidedRingCore;
+
+// Gives buffer `id` back to the kernel, on the ring's home thread (over the
+// mesh when called from another shard).
+void give_back_provided(ProvidedRingCore* core, std::uint16_t id) noexcept;
+
+// A receiver waiting for buffers to come back, without a task: when a buffer
+// is given back to a ring with hooks registered, each is unlinked and called once.
+struct RefillHook {
+  void (*on_refill)(RefillHook* self) noexcept = nullptr;
+  RefillHook* prev = nullptr;
+  RefillHook* next = nullptr;
+  ProvidedRingCore* ring = nullptr;  // set while linked
+  bool linked() const noexcept { return ring != nullptr; }
+};
+
+// The ring itself, shared by the ring object, its views and its receivers'
+// operation records (which may outlive the object while the kernel finishes
+// with them). Single-threaded: only its home shard's thread touches it.
+class ProvidedRingCore {
+ public:
+  ProvidedRingCore(io::Driver& driver, unsigned shard_id, const ProvidedBufferRingConfig& config);
+  ProvidedRingCore(const ProvidedRingCore&) = delete;
+  ProvidedRingCore& operator=(const ProvidedRingCore&) = delete;
+
+  void add_ref() noexcept { ++refs_; }
+  void release_ref() noexcept {
+    if (--refs_ == 0) destroy();
+  }
+  // The ring object is gone: tell the kernel to stop selecting from it.
+  void unregister() noexcept;
+
+  bool on_home_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+  bool registered() const noexcept { return registered_; }
+  io::Driver& driver() const noexcept { return *driver_; }
+  unsigned shard() const noexcept { return shard_; }
+  std::uint16_t group_id() const noexcept { return group_id_; }
+  unsigned entries() const noexcept { return entries_; }
+  std::uint32_t buffer_bytes() const noexcept { return buffer_bytes_; }
+  unsigned available() const noexcept { return available_; }
+  std::uint64_t enobufs_events() const noexcept { return enobufs_; }
+  void note_enobufs() noexcept { ++enobufs_; }
+  std::byte* buffer(std::uint16_t id) const noexcept {
+    return buffers_ + static_cast<std::size_t>(id) * buffer_bytes_;
+  }
+
+  // The kernel filled buffer `id`: it is ours until given back.
+  void mark_taken(std::uint16_t id) noexcept;
+  // Makes buffer `id` selectable again and wakes whoever waits for buffers.
+  void provide(std::uint16_t id) noexcept;
+
+  void link(RefillHook& hook) noexcept;
+  void unlink(RefillHook& hook) noexcept;
+  veloq::internal::WaitList& task_waiters() noexcept { return task_waiters_; }
+
+ private:
+  ~ProvidedRingCore() = default;
+  void destroy() noexcept;
+
+  io::Driver* driver_;
+  unsigned shard_;
+  std::thread::id owner_;
+  io_uring_buf_ring* ring_ = nullptr;
+  std::byte* buffers_ = nullptr;
+  void* mapping_ = nullptr;
+  std::size_t mapping_bytes_ = 0;
+  unsigned entries_;
+  std::uint32_t buffer_bytes_;
+  std::uint16_t group_id_;
+  unsigned available_ = 0;
+  std::uint64_t enobufs_ = 0;
+  unsigned refs_ = 1;
+  bool registered_ = false;
+  RefillHook* hooks_head_ = nullptr;
+  RefillHook* hooks_tail_ = nullptr;
+  std::size_t hooks_ = 0;
+  veloq::internal::WaitList task_waiters_;
+};
+
+}  // namespace internal
+
+// The bytes one receive put into a provided buffer. Move-only; dropping it
+// gives the buffer back to the kernel (from another shard: over the mesh).
+class ProvidedBuffer {
+ public:
+  ProvidedBuffer() noexcept = default;
+  ProvidedBuffer(ProvidedBuffer&& other) noexcept
+      : core_(std::exchange(other.core_, nullptr)), data_(other.data_), size_(other.size_), id_(other.id_) {}
+  ProvidedBuffer& operator=(ProvidedBuffer&& other) noexcept {
+    if (this != &other) {
+      reset();
+      core_ = std::exchange(other.core_, nullptr);
+      data_ = other.data_;
+      size_ = other.size_;
+      id_ = other.id_;
+    }
+    return *this;
+  }
+  ProvidedBuffer(const ProvidedBuffer&) = delete;
+  ProvidedBuffer& operator=(const ProvidedBuffer&) = delete;
+  ~ProvidedBuffer() { reset(); }
+
+  explicit operator bool() const noexcept { return core_ != nullptr; }
+  std::byte* data() const noexcept { return data_; }
+  // Bytes received (not the buffer's capacity).
+  std::size_t size() const noexcept { return size_; }
+  std::span<std::byte> bytes() const noexcept { return {data_, size_}; }
+  std::string_view chars() const noexcept { return {reinterpret_cast<const char*>(data_), size_}; }
+  // The buffer id within its ring.
+  std::uint16_t id() const noexcept { return id_; }
+
+  void reset() noexcept {
+    if (core_ != nullptr) internal::give_back_provided(std::exchange(core_, nullptr), id_);
+  }
+
+ private:
+  friend class ProvidedBufferRing;
+  friend class MultishotRecv;
+  // Adopts buffer `id`, already marked taken, and a reference to `core`.
+  ProvidedBuffer(internal::ProvidedRingCore* core, std::uint16_t id, std::uint32_t size) noexcept
+      : core_(core), data_(core->buffer(id)), size_(size), id_(id) {}
+
+  internal::ProvidedRingCore* core_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::uint32_t size_ = 0;
+  std::uint16_t id_ = 0;
+};
+
+class ProvidedBufferRing {
+ public:
+  // Maps the ring and its buffers, registers them with `driver`'s ring under
+  // `config.group_id` and provides every buffer. Call on the thread of shard
+  // `shard_id`, which owns `driver`. Throws std::invalid_argument for a bad
+  // configuration and std::system_error when the kernel refuses (EEXIST: the
+  // group id is taken; EINVAL: a kernel older than 5.19).
+  ProvidedBufferRing(io::Driver& driver, unsigned shard_id, const ProvidedBufferRingConfig& config = {});
+  ProvidedBufferRing(const ProvidedBufferRing&) = delete;
+  ProvidedBufferRing& operator=(const ProvidedBufferRing&) = delete;
+  ~ProvidedBufferRing();
+
+  std::uint16_t group_id() const noexcept { return core_->group_id(); }
+  unsigned entries() const noexcept { return core_->entries(); }
+  std::uint32_t buffer_bytes() const noexcept { return core_->buffer_bytes(); }
+  // Buffers the kernel may select right now (not held by a view or a queue).
+  unsigned available() const noexcept { return core_->available(); }
+
+  // The buffer a completion names. `result` is the CQE's res (the byte
+  // count); returns an empty view when `cqe_flags` carries no buffer
+  // (IORING_CQE_F_BUFFER unset, e.g. an error completion).
+  ProvidedBuffer take(int result, std::uint32_t cqe_flags) noexcept;
+
+  // Receivers call this for each -ENOBUFS completion.
+  void note_enobufs() noexcept { core_->note_enobufs(); }
+  std::uint64_t enobufs_events() const noexcept { return core_->enobufs_events(); }
+
+  class [[nodiscard("co_await ring.buffers_returned()")]] BuffersReturned {
+   public:
+    explicit BuffersReturned(internal::ProvidedRingCore& core) noexcept : core_(core) {}
+    bool await_ready() const noexcept { return core_.available() > 0 || !core_.registered(); }
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    // Throws ClosedError when the ring was destroyed instead.
+    void await_resume() const {
+      if (!core_.registered())
+        throw ClosedError("veloq: the provided-buffer ring was destroyed while a receiver waited for buffers");
+    }
+
+   private:
+    internal::ProvidedRingCore& core_;
+    veloq::internal::Waiter waiter_;
+  };
+  // Resumes once at least one buffer is available to the kernel (at once if
+  // one already is): a receiver that hit ENOBUFS awaits this, then re-arms.
+  // A receiver may await it only on the ring's own shard.
+  BuffersReturned buffers_returned() noexcept { return BuffersReturned(*core_); }
+
+  internal::ProvidedRingCore& core() noexcept { return *core_; }
+
+ private:
+  internal::ProvidedRingCore* core_;
+};
+
+}  // namespace veloq::buffers

@@ -1,0 +1,174 @@
+// veloq-echo: a TCP echo server, one listener per shard on one port.
+//
+//   veloq-echo [--shards N] [--port P] [--host 127.0.0.1]
+//
+// Every shard binds its own SO_REUSEPORT listener, so the kernel spreads
+// connections over the shards and no socket is shared between threads. With
+// port 0, shard 0 binds first and the others reuse the port it was given.
+// Each connection is a task that reads into its own buffer and writes back
+// what it read. Prints "listening on HOST:PORT" once every shard listens;
+// on SIGINT or SIGTERM it stops, prints per-shard counters and exits 0.
+#include <veloq/io/signals.hpp>
+#include <veloq/io/tcp_listener.hpp>
+#include <veloq/io/tcp_stream.hpp>
+#include <veloq/mesh/submit_to.hpp>
+#include <veloq/runtime/log.hpp>
+#include <veloq/runtime/runtime.hpp>
+
+#include <sys/resource.h>
+
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+const char usage[] =
+    "usage: veloq-echo [--shards N] [--port P] [--host 127.0.0.1]\n"
+    "\n"
+    "TCP echo server on Veloq: one SO_REUSEPORT listener per shard.\n"
+    "  --shards N  shards (threads), default 1\n"
+    "  --port P    TCP port; 0 (default) picks a free port, shared by all shards\n"
+    "  --host H    IPv4 or IPv6 address to bind, default 127.0.0.1\n"
+    "Prints 'listening on HOST:PORT' when ready; exits 0 on SIGINT/SIGTERM after\n"
+    "printing its counters.\n";
+
+struct Options {
+  unsigned shards = 1;
+  std::uint16_t port = 0;
+  std::string host = "127.0.0.1";
+};
+
+// Written only by its own shard; read by main after the runtime has stopped.
+struct alignas(64) ShardCounters {
+  std::uint64_t connections = 0;
+  std::uint64_t bytes = 0;
+};
+
+template <typename T>
+bool parse_number(std::string_view text, T& out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc{} && end == text.data() + text.size();
+}
+
+// 0: run; 1: --help shown; 2: usage error.
+int parse_options(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage, stdout);
+      return 1;
+    }
+    if (i + 1 >= argc || (arg != "--shards" && arg != "--port" && arg != "--host")) {
+      std::fprintf(stderr, "veloq-echo: unexpected argument '%s'\n%s", argv[i], usage);
+      return 2;
+    }
+    std::string_view value = argv[++i];
+    bool ok = true;
+    if (arg == "--shards")
+      ok = parse_number(value, options.shards) && options.shards > 0;
+    else if (arg == "--port")
+      ok = parse_number(value, options.port);
+    else
+      options.host = value;
+    if (!ok) {
+      std::fprintf(stderr, "veloq-echo: bad value '%s' for %s\n", argv[i], argv[i - 1]);
+      return 2;
+    }
+  }
+  return 0;
+}
+
+void raise_fd_limit() noexcept {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+veloq::Task<void> echo(veloq::io::TcpStream stream, ShardCounters& counters) {
+  std::array<std::byte, 4096> buffer;
+  try {
+    stream.set_nodelay(true);
+    // After echoing, the client has yet to send its next message: wait for
+    // readiness instead of attempting a receive that would find nothing.
+    auto hint = veloq::io::StreamSocket::ReadHint::data_likely;
+    for (;;) {
+      std::size_t n = co_await stream.read(buffer.data(), buffer.size(), hint);
+      hint = veloq::io::StreamSocket::ReadHint::data_unlikely;
+      if (n == 0) break;
+      counters.bytes += n;
+      co_await stream.write_all(buffer.data(), n);
+    }
+  } catch (const veloq::io::IoError& e) {
+    veloq::log().debug("connection ended: {}", e.what());  // a peer that resets is not the server's failure
+  }
+}
+
+veloq::Task<void> accept_connections(veloq::io::TcpListener listener, ShardCounters& counters) {
+  for (;;) {
+    try {
+      veloq::io::TcpStream stream = co_await listener.accept();
+      ++counters.connections;
+      veloq::spawn(echo(std::move(stream), counters), {.name = "echo connection"}).detach();
+    } catch (const veloq::io::IoError& e) {
+      veloq::log().warn("accept failed: {}", e.what());  // EMFILE and the like: keep serving
+    }
+  }
+}
+
+// Binds this shard's listener and starts accepting; returns the bound address.
+veloq::io::SocketAddress start_listening(const veloq::io::SocketAddress& address, ShardCounters& counters) {
+  auto listener = veloq::io::TcpListener::bind(address, {.reuse_port = true});
+  veloq::io::SocketAddress bound = listener.local_address();
+  veloq::spawn(accept_connections(std::move(listener), counters), {.name = "echo acceptor"}).detach();
+  return bound;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (int parsed = parse_options(argc, argv, options); parsed != 0) return parsed == 1 ? 0 : 2;
+  veloq::io::block_stop_signals();  // before any thread starts: every shard inherits the mask
+  raise_fd_limit();
+
+  std::vector<ShardCounters> counters(options.shards);
+  veloq::RuntimeConfig config;
+  config.shards = options.shards;
+  config.shard.driver.entries = 4096;
+  try {
+    veloq::Runtime runtime(config);
+    runtime.run([&]() -> veloq::Task<void> {
+      auto address = veloq::io::SocketAddress::ip(options.host, options.port);
+      // Shard 0 binds first so that port 0 is resolved once and shared.
+      address = start_listening(address, counters[0]);
+      for (unsigned shard = 1; shard < options.shards; ++shard)
+        co_await veloq::submit_to(shard, [address, &counters, shard] { start_listening(address, counters[shard]); });
+      std::printf("listening on %s\n", address.to_string().c_str());
+      std::fflush(stdout);
+      co_await veloq::io::wait_for_stop_signal();
+    });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "veloq-echo: %s\n", e.what());
+    return 1;
+  }
+
+  ShardCounters total;
+  for (unsigned shard = 0; shard < options.shards; ++shard) {
+    std::printf("shard %u: connections %llu, bytes %llu\n", shard,
+                static_cast<unsigned long long>(counters[shard].connections),
+                static_cast<unsigned long long>(counters[shard].bytes));
+    total.connections += counters[shard].connections;
+    total.bytes += counters[shard].bytes;
+  }
+  std::printf("total: connections %llu, bytes %llu\n", static_cast<unsigned long long>(total.connections),
+              static_cast<unsigned long long>(total.bytes));
+  std::fflush(stdout);
+  return 0;
+}

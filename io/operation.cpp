@@ -1,0 +1,191 @@
+#include <veloq/io/io_error.hpp>
+#include <veloq/io/operation.hpp>
+#include <veloq/io/socket_address.hpp>
+#include <veloq/runtime/log.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+
+namespace veloq::io::internal {
+
+namespace {
+
+// "127.0.0.1:8080" for a connected socket, the path for a file, "fd 7" otherwise.
+std::string describe_fd(int fd) {
+  sockaddr_storage storage{};
+  socklen_t len = sizeof storage;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &len) == 0)
+    return SocketAddress(reinterpret_cast<const sockaddr*>(&storage), len).to_string();
+  len = sizeof storage;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &len) == 0)
+    return SocketAddress(reinterpret_cast<const sockaddr*>(&storage), len).to_string();
+  char link[64];
+  char target[512];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = ::readlink(link, target, sizeof target - 1);
+  if (n > 0) return std::string(target, static_cast<std::size_t>(n));
+  return "fd " + std::to_string(fd);
+}
+
+}  // namespace
+
+OpBase::~OpBase() {
+  if (in_flight_) cancel_and_wait();
+  if (scope_ != nullptr) scope_->detach(*this);
+}
+
+bool OpBase::ready() noexcept {
+  // An operation started inside a stopped scope fails without reaching the kernel.
+  if (OpScope::open_scopes != 0) {
+    if (int reason = OpScope::stop_reason_from(OpScope::innermost(veloq::internal::running_task()))) {
+      cancel_reason_ = reason;
+      result_ = -ECANCELED;
+      return true;
+    }
+  }
+  if (deadline_ != Clock::time_point::max() && deadline_ <= Clock::now()) {
+    cancel_reason_ = ETIMEDOUT;
+    result_ = -ECANCELED;
+    return true;
+  }
+  return false;
+}
+
+void OpBase::suspend(std::coroutine_handle<> h) {
+  RuntimeContext& context = RuntimeContext::current(name_);
+  task_ = context.executor().current_task();
+  driver_ = &context.driver();
+  io_uring_sqe* sqe = driver_->prepare(this);
+  prepare_(this, sqe);
+  in_flight_ = true;
+  task_->resume_point = h;
+  if (deadline_ != Clock::time_point::max()) {
+    timer_.owner = this;
+    context.executor().timers().arm(timer_.timer, deadline_, &OpBase::on_deadline);
+  }
+  if (OpScope::open_scopes != 0) {
+    if (OpScope* scope = OpScope::innermost(task_)) {
+      scope_ = scope;
+      scope->attach(*this);
+    }
+  }
+}
+
+void OpBase::resubmit() {
+  has_early_result_ = false;
+  io_uring_sqe* sqe = driver_->prepare(this);
+  prepare_(this, sqe);
+  in_flight_ = true;
+}
+
+void OpBase::on_cqe(Completion* self, int result, std::uint32_t flags) noexcept {
+  auto* op = static_cast<OpBase*>(self);
+  if (flags & IORING_CQE_F_MORE) {
+    // A zero-copy send reports its result first and frees the buffer later.
+    op->early_result_ = result;
+    op->has_early_result_ = true;
+    return;
+  }
+  if ((flags & IORING_CQE_F_NOTIF) && op->has_early_result_) result = op->early_result_;
+  op->in_flight_ = false;
+  if (!op->abandoned_ && op->cancel_reason_ == 0) {
+    bool again = false;
+    if (result == -EINTR || result == -EAGAIN)
+      again = true;
+    else if (op->continue_ != nullptr)
+      again = op->continue_(op, result);
+    if (again) {
+      try {
+        op->resubmit();
+        return;
+      } catch (...) {
+        result = -EBUSY;  // the submission queue stays full
+      }
+    }
+  }
+  op->result_ = result;
+  op->flags_ = flags;
+  if (op->abandoned_) return;  // the destructor is waiting for exactly this
+  op->finish_waiting();
+  op->task_->wake();
+}
+
+void OpBase::finish_waiting() noexcept {
+  timer_.timer.cancel();
+  if (scope_ != nullptr) {
+    scope_->detach(*this);
+    scope_ = nullptr;
+  }
+}
+
+void OpBase::on_deadline(veloq::internal::Timer* t) noexcept {
+  reinterpret_cast<DeadlineTimer*>(t)->owner->cancel(ETIMEDOUT);
+}
+
+void OpBase::cancel(int reason) noexcept {
+  if (!in_flight_ || cancel_reason_ != 0) return;
+  cancel_reason_ = reason;
+  try {
+    io_uring_sqe* sqe = driver_->prepare(nullptr);
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
+    cancel_sent_ = true;
+  } catch (...) {
+    log().warn("{}: could not queue its cancellation; it will end when the kernel completes it", name_);
+  }
+}
+
+void OpBase::cancel_and_wait() noexcept {
+  abandoned_ = true;
+  finish_waiting();
+  if (!cancel_sent_) {
+    cancel_reason_ = ECANCELED;
+    for (;;) {
+      try {
+        io_uring_sqe* sqe = driver_->prepare(nullptr);
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
+        break;
+      } catch (...) {
+        driver_->enter(false);  // the submission queue is full: hand it over and try again
+      }
+    }
+  }
+  // The kernel may still write into this frame until the final CQE: wait for it here.
+  while (in_flight_) {
+    try {
+      driver_->enter(true, Clock::now() + std::chrono::milliseconds(100));
+    } catch (...) {
+    }
+    driver_->reap();
+  }
+}
+
+int OpBase::take_result() {
+  if (result_ >= 0) return result_;
+  if (cancel_reason_ != 0 && (result_ == -ECANCELED || result_ == -EINTR || result_ == -EAGAIN)) {
+    if (cancel_reason_ == ETIMEDOUT) throw TimeoutError(describe());
+    throw OperationCancelled(describe());
+  }
+  throw_error(-result_);
+}
+
+void OpBase::throw_error(int error_number) const { throw IoError(error_number, describe()); }
+
+std::string OpBase::describe() const {
+  std::string text = name_;
+  if (path_ != nullptr) {
+    text += ' ';
+    text += path_;
+  } else if (address_ != nullptr) {
+    text += ' ';
+    text += address_->to_string();
+  } else if (fd_ >= 0) {
+    text += ' ';
+    text += describe_fd(fd_);
+  }
+  return text;
+}
+
+}  // namespace veloq::io::internal

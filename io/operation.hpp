@@ -1,0 +1,188 @@
+// Operation: one io_uring operation awaited by a task.
+//
+// Every I/O call in Veloq (stream.read, file.write_at, ...) returns an
+// Operation: an awaitable that, when awaited, prepares one SQE on the shard's
+// ring (it reaches the kernel in the loop's single io_uring_enter), suspends
+// the task, and resumes it on its own shard when the CQE arrives. The result
+// is returned, or an IoError naming the operation and errno is thrown.
+// EINTR and EAGAIN are retried, never reported.
+//
+//   std::size_t n = co_await stream.read(buffer);
+//   std::size_t n = co_await stream.read(buffer).with_timeout(std::chrono::seconds(5));
+//
+// A deadline on one operation (`with_deadline`, `with_timeout`) is a shard
+// timer, not a kernel timeout: the shard keeps asking the kernel for one
+// timeout only, the nearest. When it expires the operation is cancelled with
+// IORING_OP_ASYNC_CANCEL and TimeoutError is thrown (unless the operation
+// finished first, in which case its result stands).
+//
+// Lifetime. The operation record (and the arguments the kernel reads) live in
+// the awaiting coroutine's frame. If that frame is destroyed while the
+// operation is in flight (the task was cancelled), the destructor submits
+// IORING_OP_ASYNC_CANCEL and waits, on the spot, for the operation's final
+// CQE, reaping other completions meanwhile. Only then is the frame freed, so
+// neither the record nor the caller's buffers (which the kernel may still be
+// writing) are released early. Sockets cancel within one ring round trip;
+// file I/O already running in the kernel finishes first.
+//
+// Not thread-safe: an operation belongs to the shard that awaits it.
+#pragma once
+
+#include <veloq/io/completion.hpp>
+#include <veloq/io/driver.hpp>
+#include <veloq/io/op_scope.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/timer_queue.hpp>
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace veloq::io {
+
+class SocketAddress;
+
+namespace internal {
+
+// The part of every operation that does not depend on what it prepares.
+class OpBase : public Completion {
+ public:
+  OpBase(const OpBase&) = delete;
+  OpBase& operator=(const OpBase&) = delete;
+  OpBase& operator=(OpBase&&) = delete;
+
+  // Asks the kernel to stop the operation; `reason` (ETIMEDOUT or ECANCELED)
+  // decides what the awaiting task sees if it does stop.
+  void cancel(int reason) noexcept;
+
+  // What the error messages call this operation's target.
+  void set_subject_path(const char* path) noexcept { path_ = path; }
+  void set_subject_address(const SocketAddress* address) noexcept { address_ = address; }
+
+ protected:
+  using PrepareFn = void (*)(OpBase* self, io_uring_sqe* sqe);
+
+  OpBase(const char* name, int fd, PrepareFn prepare) noexcept : name_(name), fd_(fd), prepare_(prepare) {
+    on_complete = &OpBase::on_cqe;
+  }
+  // Moving is only allowed before the operation is awaited (some compilers
+  // move the awaitable into the coroutine frame before awaiting it).
+  OpBase(OpBase&& other) noexcept
+      : Completion(other), deadline_(other.deadline_), continue_(other.continue_), name_(other.name_),
+        fd_(other.fd_), prepare_(other.prepare_), path_(other.path_), address_(other.address_) {}
+  ~OpBase();
+
+  bool ready() noexcept;
+  void suspend(std::coroutine_handle<> h);
+  // The result (>= 0), or throws the error the completion reported.
+  int take_result();
+  std::uint32_t cqe_flags() const noexcept { return flags_; }
+  int fd() const noexcept { return fd_; }
+
+  // Prepares the operation again (a partial transfer continuing, EINTR, EAGAIN).
+  void resubmit();
+
+  Clock::time_point deadline_ = Clock::time_point::max();
+
+ public:
+  // For the scope's intrusive list.
+  OpBase* scope_prev_ = nullptr;
+  OpBase* scope_next_ = nullptr;
+
+ protected:
+  // Called before a completion is accepted: returns true if the operation
+  // re-armed itself (for operations that continue a partial transfer).
+  using ContinueFn = bool (*)(OpBase* self, int result) noexcept;
+  ContinueFn continue_ = nullptr;
+
+  [[noreturn]] void throw_error(int error_number) const;
+  std::string describe() const;
+
+ private:
+  struct DeadlineTimer {
+    veloq::internal::Timer timer;
+    OpBase* owner = nullptr;
+  };
+  static void on_cqe(Completion* self, int result, std::uint32_t flags) noexcept;
+  static void on_deadline(veloq::internal::Timer* t) noexcept;
+  void finish_waiting() noexcept;
+  void cancel_and_wait() noexcept;
+
+  const char* name_;
+  int fd_;
+  PrepareFn prepare_;
+  const char* path_ = nullptr;
+  const SocketAddress* address_ = nullptr;
+  veloq::internal::TaskState* task_ = nullptr;
+  Driver* driver_ = nullptr;
+  OpScope* scope_ = nullptr;
+  DeadlineTimer timer_;
+  int result_ = 0;
+  int early_result_ = 0;
+  std::uint32_t flags_ = 0;
+  int cancel_reason_ = 0;
+  bool in_flight_ = false;
+  bool cancel_sent_ = false;
+  bool abandoned_ = false;
+  bool has_early_result_ = false;
+};
+
+struct ReturnResult {
+  int operator()(int result) const noexcept { return result; }
+};
+
+}  // namespace internal
+
+// Prepare: void(io_uring_sqe*), fills the SQE (called again on retries); it
+// lives inside the operation, so what it holds stays put while the kernel
+// reads it. It may name the target for error messages with subject_path()
+// or subject_address().
+// Finish: T(int result) or T(int result, Prepare&), turns the non-negative
+// result into the value returned.
+template <typename Prepare, typename Finish = internal::ReturnResult>
+class [[nodiscard("co_await the operation")]] Operation : public internal::OpBase {
+ public:
+  Operation(const char* name, int fd, Prepare prepare, Finish finish = {})
+      : OpBase(name, fd, &Operation::prepare_thunk), prepare_(std::move(prepare)), finish_(std::move(finish)) {
+    name_subject();
+  }
+  Operation(Operation&& other) noexcept
+      : OpBase(std::move(other)), prepare_(std::move(other.prepare_)), finish_(std::move(other.finish_)) {
+    name_subject();
+  }
+
+  // Fails with TimeoutError if the operation has not completed by `deadline`.
+  Operation&& with_deadline(Clock::time_point deadline) && noexcept {
+    deadline_ = deadline;
+    return std::move(*this);
+  }
+  template <typename Rep, typename Period>
+  Operation&& with_timeout(std::chrono::duration<Rep, Period> timeout) && noexcept {
+    deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
+    return std::move(*this);
+  }
+
+  bool await_ready() noexcept { return ready(); }
+  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  decltype(auto) await_resume() {
+    if constexpr (std::is_invocable_v<Finish&, int, Prepare&>)
+      return finish_(take_result(), prepare_);
+    else
+      return finish_(take_result());
+  }
+
+ private:
+  void name_subject() noexcept {
+    if constexpr (requires { prepare_.subject_path(); }) set_subject_path(prepare_.subject_path());
+    if constexpr (requires { prepare_.subject_address(); }) set_subject_address(prepare_.subject_address());
+  }
+  static void prepare_thunk(OpBase* self, io_uring_sqe* sqe) { static_cast<Operation*>(self)->prepare_(sqe); }
+
+  Prepare prepare_;
+  Finish finish_;
+};
+
+}  // namespace veloq::io

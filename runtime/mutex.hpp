@@ -1,0 +1,46 @@
+// Mutex: mutual exclusion between tasks of one shard, for critical sections
+// that suspend (a plain section without co_await needs no lock at all on a
+// shard). lock() hands back a guard that unlocks when it goes out of scope;
+// waiters get the lock in arrival order.
+//
+//   auto guard = co_await mutex.lock();
+//   co_await write_both_files();
+#pragma once
+
+#include <veloq/runtime/semaphore.hpp>
+
+#include <utility>
+
+namespace veloq {
+
+class Mutex {
+ public:
+  class [[nodiscard("the lock is released when the guard is destroyed")]] Guard {
+   public:
+    explicit Guard(Mutex* m) noexcept : mutex_(m) {}
+    Guard(Guard&& other) noexcept : mutex_(std::exchange(other.mutex_, nullptr)) {}
+    Guard& operator=(Guard&&) = delete;
+    ~Guard() { unlock(); }
+    void unlock() noexcept {
+      if (mutex_) std::exchange(mutex_, nullptr)->units_.release();
+    }
+
+   private:
+    Mutex* mutex_;
+  };
+
+  Task<Guard> lock() {
+    co_await units_.acquire();
+    co_return Guard(this);
+  }
+  std::optional<Guard> try_lock() noexcept {
+    if (!units_.try_acquire()) return std::nullopt;
+    return std::optional<Guard>(std::in_place, this);
+  }
+  bool locked() const noexcept { return units_.available() == 0; }
+
+ private:
+  Semaphore units_{1};
+};
+
+}  // namespace veloq

@@ -1,0 +1,96 @@
+// Semaphore: counts units of a resource on one shard (no atomics). Waiters are
+// served first come, first served, so a large request is not starved by a
+// stream of small ones. close() fails every waiter and future acquire with
+// ClosedError (used to shut a service down).
+//
+//   veloq::Semaphore slots(64);
+//   co_await slots.acquire();   // wait for a unit
+//   ...
+//   slots.release();
+#pragma once
+
+#include <veloq/runtime/errors.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/wait_list.hpp>
+
+#include <coroutine>
+#include <cstddef>
+
+namespace veloq {
+
+class Semaphore {
+ public:
+  explicit Semaphore(std::size_t units) noexcept : units_(units) {}
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+
+  std::size_t available() const noexcept { return units_; }
+  std::size_t waiters() const noexcept { return waiters_.size(); }
+  bool closed() const noexcept { return closed_; }
+
+  bool try_acquire(std::size_t n = 1) noexcept {
+    if (closed_ || !waiters_.empty() || units_ < n) return false;
+    units_ -= n;
+    return true;
+  }
+
+  class [[nodiscard("co_await sem.acquire()")]] Acquire : public internal::Waiter {
+   public:
+    Acquire(Semaphore& s, std::size_t n) noexcept : sem_(s), n_(n) {}
+    Acquire(const Acquire&) = delete;
+    ~Acquire() {
+      // Granted, but the task was cancelled before it resumed: give the units back.
+      if (woken && !consumed_ && !failed_) sem_.release(n_);
+    }
+    bool await_ready() {
+      if (sem_.closed_) return true;
+      return sem_.try_acquire(n_);
+    }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+      sem_.waiters_.push_back(*this, internal::running_task(), h);
+    }
+    void await_resume() {
+      consumed_ = true;
+      if (failed_ || (sem_.closed_ && !woken)) {
+        failed_ = true;
+        throw ClosedError("veloq: semaphore closed");
+      }
+    }
+
+   private:
+    friend class Semaphore;
+    Semaphore& sem_;
+    std::size_t n_;
+    bool consumed_ = false;
+    bool failed_ = false;
+  };
+
+  // Waits until `n` units are available and takes them.
+  Acquire acquire(std::size_t n = 1) noexcept { return Acquire(*this, n); }
+
+  void release(std::size_t n = 1) noexcept {
+    units_ += n;
+    while (!waiters_.empty()) {
+      auto* w = static_cast<Acquire*>(waiters_.front());
+      if (w->n_ > units_) break;
+      units_ -= w->n_;
+      waiters_.wake_front();
+    }
+  }
+
+  // Fails every waiter and every later acquire with ClosedError.
+  void close() noexcept {
+    closed_ = true;
+    while (!waiters_.empty()) {
+      static_cast<Acquire*>(waiters_.front())->failed_ = true;
+      waiters_.wake_front();
+    }
+  }
+
+ private:
+  std::size_t units_;
+  bool closed_ = false;
+  internal::WaitList waiters_;
+};
+
+}  // namespace veloq

@@ -1,0 +1,117 @@
+#include <doctest/doctest.h>
+
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/runtime.hpp>
+#include <veloq/runtime/sleep.hpp>
+
+#include <string>
+#include <thread>
+
+using namespace veloq;
+
+namespace {
+Task<int> answer() { co_return 42; }
+}
+
+TEST_CASE("runtime calls without a context fail with a clear error") {
+  REQUIRE(RuntimeContext::current_or_null() == nullptr);
+  CHECK_THROWS_AS(spawn(answer()), NoRuntimeContext);
+  CHECK_THROWS_AS(shard_id(), NoRuntimeContext);
+  try {
+    (void)shard_count();
+    FAIL("shard_count() without a context must throw");
+  } catch (const NoRuntimeContext& e) {
+    std::string what = e.what();
+    CHECK(what.find("shard_count") != std::string::npos);
+    CHECK(what.find("none is entered") != std::string::npos);
+  }
+}
+
+TEST_CASE("a context guard enters a shard and restores the previous context when it ends") {
+  LocalExecutor outer_ex;
+  LocalExecutor inner_ex;
+  {
+    RuntimeContext outer(outer_ex);
+    CHECK(&RuntimeContext::current().executor() == &outer_ex);
+    {
+      RuntimeContext inner(inner_ex);
+      CHECK(&RuntimeContext::current().executor() == &inner_ex);
+      {
+        RuntimeContext again(inner_ex);  // re-entering the same shard nests too
+        CHECK(&RuntimeContext::current().executor() == &inner_ex);
+      }
+      CHECK(&RuntimeContext::current().executor() == &inner_ex);
+    }
+    CHECK(&RuntimeContext::current().executor() == &outer_ex);
+    CHECK(shard_id() == 0);
+    CHECK(shard_count() == 1);
+  }
+  CHECK(RuntimeContext::current_or_null() == nullptr);
+}
+
+TEST_CASE("entering a shard from a thread that does not own it is refused") {
+  LocalExecutor ex;
+  bool refused = false;
+  std::thread other([&] {
+    try {
+      RuntimeContext ctx(ex);
+    } catch (const RuntimeMisuse&) {
+      refused = true;
+    }
+  });
+  other.join();
+  CHECK(refused);
+}
+
+TEST_CASE("starting a runtime inside a running shard is refused") {
+  Runtime rt(RuntimeConfig{.shards = 1, .pin_threads = false});
+  bool refused = rt.run([]() -> Task<bool> {
+    Runtime nested(RuntimeConfig{.shards = 1, .pin_threads = false});
+    try {
+      nested.run([]() -> Task<void> { co_return; });
+    } catch (const RuntimeMisuse& e) {
+      co_return std::string(e.what()).find("cannot start another runtime") != std::string::npos;
+    }
+    co_return false;
+  });
+  CHECK(refused);
+}
+
+TEST_CASE("block_on from inside a task is refused") {
+  LocalExecutor ex;
+  bool refused = ex.block_on([](LocalExecutor& e) -> Task<bool> {
+    try {
+      e.block_on(answer());
+    } catch (const RuntimeMisuse&) {
+      co_return true;
+    }
+    co_return false;
+  }(ex));
+  CHECK(refused);
+}
+
+TEST_CASE("runtime run returns the entry's value and rethrows its exception") {
+  Runtime rt(RuntimeConfig{.shards = 2, .pin_threads = false});
+  CHECK(rt.shard_count() == 2);
+  CHECK(rt.run([]() -> Task<int> { co_return shard_count() * 10 + static_cast<int>(shard_id()); }) == 20);
+  CHECK_THROWS_WITH_AS(rt.run([]() -> Task<void> {
+    throw std::runtime_error("entry failed");
+    co_return;
+  }),
+                       "entry failed", std::runtime_error);
+}
+
+TEST_CASE("Runtime::stop from another thread ends run with TaskCancelled") {
+  Runtime rt(RuntimeConfig{.shards = 2, .pin_threads = false});
+  std::atomic<bool> started{false};
+  std::thread stopper([&] {
+    while (!started.load()) std::this_thread::yield();
+    rt.stop();
+  });
+  CHECK_THROWS_AS(rt.run([&]() -> Task<void> {
+    started = true;
+    co_await sleep_for(std::chrono::hours(1));
+  }),
+                  TaskCancelled);
+  stopper.join();
+}

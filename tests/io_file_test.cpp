@@ -1,0 +1,131 @@
+#include <doctest/doctest.h>
+
+#include "io_test_support.hpp"
+
+#include <veloq/io/file.hpp>
+#include <veloq/io/filesystem.hpp>
+#include <veloq/io/io_error.hpp>
+#include <veloq/runtime/local_executor.hpp>
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+using namespace veloq;
+using namespace veloq::io;
+
+namespace {
+// A fresh directory on a disk-backed filesystem (O_DIRECT needs one; tmpfs refuses it).
+std::string scratch_dir() {
+  std::string base = ::access("/var/tmp", W_OK) == 0 ? "/var/tmp" : ".";
+  return base + "/veloq-io-file-test-" + std::to_string(::getpid());
+}
+
+struct AlignedFree {
+  void operator()(void* p) const noexcept { std::free(p); }
+};
+std::unique_ptr<std::byte, AlignedFree> aligned_block(std::size_t size) {
+  return std::unique_ptr<std::byte, AlignedFree>(static_cast<std::byte*>(std::aligned_alloc(4096, size)));
+}
+}  // namespace
+
+TEST_CASE("files are created, written, read, synced, grown, stat'ed, renamed and removed through the ring") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::string dir = scratch_dir();
+    co_await make_directory(dir);
+    std::string path = dir + "/data";
+    File file = co_await File::create(path);
+    auto data = io_test::pattern(10000);
+    CHECK(co_await file.write_at(data.data(), data.size(), 0) == data.size());
+    co_await file.fsync();
+    co_await file.fdatasync();
+    std::vector<std::byte> back(data.size());
+    CHECK(co_await file.read_at(back.data(), back.size(), 0) == back.size());
+    CHECK(back == data);
+
+    char a[3] = {'a', 'b', 'c'}, b[2] = {'d', 'e'};
+    iovec out[] = {{a, 3}, {b, 2}};
+    CHECK(co_await file.writev_at(out, 2, 20000) == 5);
+    char c[5] = {};
+    iovec in[] = {{c, 2}, {c + 2, 3}};
+    CHECK(co_await file.readv_at(in, 2, 20000) == 5);
+    CHECK(std::string(c, 5) == "abcde");
+
+    co_await file.fallocate(0, 1 << 20);
+    struct statx st = co_await file.stat();
+    CHECK(st.stx_size == 1 << 20);
+    CHECK(co_await file.read_at(back.data(), 16, 2 << 20) == 0);  // past the end
+    co_await file.close();
+
+    co_await rename_file(path, dir + "/renamed");
+    CHECK((co_await stat_path(dir + "/renamed")).stx_size == 1 << 20);
+    try {
+      co_await stat_path(path);
+      FAIL("the old name still exists");
+    } catch (const IoError& e) {
+      CHECK(e.code().value() == ENOENT);
+      CHECK(std::string(e.what()) == "statx " + path + ": No such file or directory (ENOENT)");
+    }
+    co_await remove_file(dir + "/renamed");
+    co_await remove_directory(dir);
+    CHECK_THROWS_AS(co_await File::open(dir + "/renamed", O_RDONLY), IoError);
+  }());
+}
+
+TEST_CASE("O_DIRECT reads and writes aligned blocks; a misaligned request fails with EINVAL") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::string path = scratch_dir() + ".direct";
+    File file;
+    try {
+      file = co_await File::open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT);
+    } catch (const IoError& e) {
+      MESSAGE("O_DIRECT not supported here: " << e.what());
+      co_return;
+    }
+    constexpr std::size_t block = 4096;
+    auto out = aligned_block(4 * block);
+    auto in = aligned_block(4 * block);
+    auto data = io_test::pattern(4 * block);
+    std::memcpy(out.get(), data.data(), data.size());
+    CHECK(co_await file.write_at(out.get(), 4 * block, 0) == 4 * block);
+    CHECK(co_await file.read_at(in.get(), 4 * block, 0) == 4 * block);
+    CHECK(std::memcmp(in.get(), out.get(), 4 * block) == 0);
+    try {
+      co_await file.read_at(in.get() + 1, block, 0);  // misaligned buffer
+      FAIL("a misaligned O_DIRECT read succeeded");
+    } catch (const IoError& e) {
+      CHECK(e.code().value() == EINVAL);
+      CHECK(std::string(e.what()).find("read_at " + path) == 0);
+      CHECK(std::string(e.what()).find("(EINVAL)") != std::string::npos);
+    }
+    CHECK_THROWS_AS(co_await file.write_at(out.get(), 100, 0), IoError);  // misaligned length
+    co_await file.close();
+    co_await remove_file(path);
+  }());
+}
+
+TEST_CASE("read_fixed and write_fixed use buffers registered with the ring") {
+  LocalExecutor ex;
+  ex.block_on([&]() -> Task<void> {
+    auto buffer = aligned_block(8192);
+    iovec registered{buffer.get(), 8192};
+    io_uring& ring = RuntimeContext::current().driver().ring();
+    REQUIRE(io_uring_register_buffers(&ring, &registered, 1) == 0);
+    std::string path = scratch_dir() + ".fixed";
+    File file = co_await File::create(path);
+    std::memset(buffer.get(), 'q', 4096);
+    CHECK(co_await file.write_fixed(buffer.get(), 4096, 0, 0) == 4096);
+    std::memset(buffer.get() + 4096, 0, 4096);
+    CHECK(co_await file.read_fixed(buffer.get() + 4096, 4096, 0, 0) == 4096);
+    CHECK(std::memcmp(buffer.get(), buffer.get() + 4096, 4096) == 0);
+    io_uring_unregister_buffers(&ring);
+    co_await file.close();
+    co_await remove_file(path);
+  }());
+}

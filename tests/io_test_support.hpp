@@ -1,0 +1,51 @@
+// Helpers shared by the io_*_test.cpp files: payload patterns, a connected
+// loopback TCP pair, and a file-descriptor limit high enough for the
+// many-connection tests.
+#pragma once
+
+#include <veloq/io/tcp_listener.hpp>
+#include <veloq/io/tcp_stream.hpp>
+#include <veloq/runtime/task.hpp>
+
+#include <sys/resource.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace io_test {
+
+inline std::vector<std::byte> pattern(std::size_t size, std::uint32_t seed = 1) {
+  std::vector<std::byte> data(size);
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : data) {
+    x = x * 1664525u + 1013904223u;
+    b = static_cast<std::byte>(x >> 24);
+  }
+  return data;
+}
+
+inline void raise_fd_limit(rlim_t wanted) {
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < wanted) {
+    limit.rlim_cur = wanted < limit.rlim_max ? wanted : limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+struct TcpPair {
+  veloq::io::TcpStream client;
+  veloq::io::TcpStream server;
+};
+
+// A connected loopback pair on the current shard.
+inline veloq::Task<TcpPair> connected_pair() {
+  auto listener = veloq::io::TcpListener::bind(veloq::io::SocketAddress::parse("127.0.0.1:0"));
+  auto client = co_await veloq::io::TcpStream::connect(listener.local_address());
+  auto server = co_await listener.accept();
+  co_return TcpPair{std::move(client), std::move(server)};
+}
+
+}  // namespace io_test

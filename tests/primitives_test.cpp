@@ -1,0 +1,231 @@
+#include <doctest/doctest.h>
+
+#include <veloq/runtime/channel.hpp>
+#include <veloq/runtime/gate.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/mutex.hpp>
+#include <veloq/runtime/notify.hpp>
+#include <veloq/runtime/oneshot.hpp>
+#include <veloq/runtime/semaphore.hpp>
+#include <veloq/runtime/sleep.hpp>
+#include <veloq/runtime/when_all.hpp>
+#include <veloq/runtime/yield.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace veloq;
+using namespace std::chrono_literals;
+
+TEST_CASE("a semaphore serves waiters in arrival order and returns units of cancelled waiters") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Semaphore sem(2);
+    CHECK(sem.try_acquire(2));
+    std::vector<int> order;
+    auto waiter = [](Semaphore& s, std::vector<int>& out, int id, std::size_t n) -> Task<void> {
+      co_await s.acquire(n);
+      out.push_back(id);
+    };
+    auto big = spawn(waiter(sem, order, 1, 2));
+    auto small = spawn(waiter(sem, order, 2, 1));
+    co_await yield();
+    CHECK(sem.waiters() == 2);
+    sem.release(1);  // not enough for the first waiter: the second must not jump the queue
+    co_await yield();
+    CHECK(order.empty());
+    sem.release(1);
+    co_await big;
+    CHECK(order == std::vector<int>{1});
+    sem.release(2);
+    co_await small;
+    CHECK(order == std::vector<int>{1, 2});
+    CHECK(sem.available() == 1);
+
+    // A waiter cancelled after being granted gives its units back.
+    Semaphore one(0);
+    auto granted = spawn(waiter(one, order, 3, 1));
+    co_await yield();
+    one.release(1);  // grants the unit and queues the task...
+    granted.cancel();  // ...which is cancelled before it resumes
+    CHECK_THROWS_AS(co_await granted, TaskCancelled);
+    CHECK(one.available() == 1);
+  }());
+}
+
+TEST_CASE("closing a semaphore fails its waiters with ClosedError") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Semaphore sem(0);
+    auto h = spawn([](Semaphore& s) -> Task<void> { co_await s.acquire(); }(sem));
+    co_await yield();
+    sem.close();
+    CHECK_THROWS_AS(co_await h, ClosedError);
+    CHECK_FALSE(sem.try_acquire());
+  }());
+}
+
+TEST_CASE("notify_one keeps a permit for a later waiter and notify_all wakes everyone") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Notify n;
+    n.notify_one();
+    co_await n.wait();  // consumes the permit at once
+    int woken = 0;
+    auto w = [](Notify& nn, int& c) -> Task<void> {
+      co_await nn.wait();
+      ++c;
+    };
+    auto a = spawn(w(n, woken));
+    auto b = spawn(w(n, woken));
+    auto c = spawn(w(n, woken));
+    co_await yield();
+    n.notify_one();
+    co_await a;
+    CHECK(woken == 1);
+    n.notify_all();
+    co_await b;
+    co_await c;
+    CHECK(woken == 3);
+
+    Event e;
+    auto waiter = spawn([](Event& ev) -> Task<void> { co_await ev.wait(); }(e));
+    co_await yield();
+    CHECK_FALSE(waiter.done());
+    e.set();
+    co_await waiter;
+    co_await e.wait();  // stays set
+  }());
+}
+
+TEST_CASE("a mutex keeps a suspending critical section exclusive") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Mutex m;
+    int inside = 0, max_inside = 0;
+    auto worker = [](Mutex& mu, int& in, int& max_in) -> Task<void> {
+      for (int i = 0; i < 10; ++i) {
+        auto guard = co_await mu.lock();
+        ++in;
+        max_in = std::max(max_in, in);
+        co_await yield();
+        --in;
+      }
+    };
+    co_await when_all(worker(m, inside, max_inside), worker(m, inside, max_inside), worker(m, inside, max_inside));
+    CHECK(max_inside == 1);
+    CHECK_FALSE(m.locked());
+    auto g = m.try_lock();
+    CHECK(g.has_value());
+    CHECK_FALSE(m.try_lock().has_value());
+  }());
+}
+
+TEST_CASE("a gate refuses new work once closed and waits for holders to leave") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Gate gate;
+    bool finished = false;
+    auto work = spawn([](Gate& g, bool& done) -> Task<void> {
+      auto holder = g.enter();
+      co_await sleep_for(5ms);
+      done = true;
+    }(gate, finished));
+    co_await yield();
+    CHECK(gate.holders() == 1);
+    co_await gate.close();
+    CHECK(finished);
+    CHECK_THROWS_AS((void)gate.enter(), ClosedError);
+    co_await work;
+  }());
+}
+
+TEST_CASE("a bounded channel applies back-pressure, keeps order and drains after close") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Channel<int> ch(4);
+    int sent = 0;
+    auto producer = spawn([](Channel<int>& c, int& s) -> Task<void> {
+      for (int i = 0; i < 100; ++i) {
+        co_await c.send(i);
+        ++s;
+      }
+      c.close();
+    }(ch, sent));
+    co_await yield();
+    CHECK(sent == 4);  // the fifth send waits for room
+    CHECK(ch.size() == 4);
+    std::vector<int> got;
+    while (auto v = co_await ch.recv()) got.push_back(*v);
+    co_await producer;
+    REQUIRE(got.size() == 100);
+    for (int i = 0; i < 100; ++i) CHECK(got[static_cast<std::size_t>(i)] == i);
+    int x = 1;
+    CHECK_THROWS_AS(ch.try_send(x), ClosedError);
+  }());
+}
+
+TEST_CASE("a oneshot delivers one value, or an error when the sender is dropped") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto [tx, rx] = make_oneshot<std::string>();
+    spawn([](OneshotSender<std::string> s) -> Task<void> {
+      co_await yield();
+      s.send("hello");
+    }(std::move(tx))).detach();
+    CHECK(co_await rx.receive() == "hello");
+
+    auto [tx2, rx2] = make_oneshot<int>();
+    { auto dropped = std::move(tx2); }
+    CHECK_THROWS_AS(co_await rx2.receive(), ClosedError);
+  }());
+}
+
+TEST_CASE("when_all returns results in order and rethrows the first failure after all finish") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto value = [](int v, std::chrono::milliseconds d) -> Task<int> {
+      co_await sleep_for(d);
+      co_return v;
+    };
+    auto nothing = []() -> Task<void> { co_return; };
+    auto [a, b, c] = co_await when_all(value(1, 3ms), value(2, 1ms), nothing());
+    CHECK(a == 1);
+    CHECK(b == 2);
+    (void)c;
+
+    std::vector<Task<int>> many;
+    for (int i = 0; i < 50; ++i) many.push_back(value(i, 0ms));
+    auto results = co_await when_all(std::move(many));
+    REQUIRE(results.size() == 50);
+    CHECK(results[49] == 49);
+
+    int finished = 0;
+    auto slow = [](int& f) -> Task<int> {
+      co_await sleep_for(2ms);
+      ++f;
+      co_return 0;
+    };
+    auto failing = []() -> Task<int> {
+      throw std::runtime_error("first");
+      co_return 0;
+    };
+    CHECK_THROWS_WITH(co_await when_all(failing(), slow(finished)), "first");
+    CHECK(finished == 1);
+  }());
+}
+
+TEST_CASE("yield lets the other ready tasks run first") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::vector<int> order;
+    auto h = spawn([](std::vector<int>& o) -> Task<void> {
+      o.push_back(1);
+      co_return;
+    }(order));
+    co_await yield();
+    order.push_back(2);
+    co_await h;
+    CHECK(order == std::vector<int>{1, 2});
+  }());
+}
