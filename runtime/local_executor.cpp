@@ -1,3 +1,4 @@
+#include <veloq/runtime/blocking_pool.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/log.hpp>
 
@@ -42,7 +43,11 @@ LocalExecutor::LocalExecutor(const ShardConfig& config)
       mesh_(own_mesh_.get()),
       driver_(config.driver, 0),
       endpoint_(*mesh_, 0, config.mesh) {
+  heartbeat_.quota_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(config.task_quota).count();
+  heartbeat_.thread = pthread_self();
+  stats_.started_ns = internal::ShardHeartbeat::now_ns();
   arm_wake_read();
+  if (config.buffer_pool) buffer_pool_.emplace(driver_, shard_id_, config.buffers);
 }
 
 LocalExecutor::LocalExecutor(const ShardConfig& config, mesh::Mesh& mesh, unsigned shard_id)
@@ -53,7 +58,12 @@ LocalExecutor::LocalExecutor(const ShardConfig& config, mesh::Mesh& mesh, unsign
       driver_(config.driver, shard_id),
       endpoint_(mesh, shard_id, config.mesh) {
   mesh.create_inbound_rings(shard_id);
+  heartbeat_.quota_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(config.task_quota).count();
+  heartbeat_.shard = shard_id;
+  heartbeat_.thread = pthread_self();
+  stats_.started_ns = internal::ShardHeartbeat::now_ns();
   arm_wake_read();
+  if (config.buffer_pool) buffer_pool_.emplace(driver_, shard_id_, config.buffers);
 }
 
 LocalExecutor::~LocalExecutor() {
@@ -61,6 +71,21 @@ LocalExecutor::~LocalExecutor() {
   destroy_all_tasks();
   shutting_down_ = true;
   driver_.cancel_all_and_drain();
+  own_blocking_pool_.reset();
+  buffer_pool_.reset();
+}
+
+BlockingPool& LocalExecutor::blocking_pool() {
+  if (blocking_pool_ == nullptr) {
+    own_blocking_pool_ = std::make_unique<BlockingPool>(config_.blocking_pool, *mesh_);
+    attach_blocking_pool(*own_blocking_pool_);
+  }
+  return *blocking_pool_;
+}
+
+void LocalExecutor::attach_blocking_pool(BlockingPool& pool) noexcept {
+  blocking_pool_ = &pool;
+  blocking_inbox_ = &pool.inbox(shard_id_);
 }
 
 void LocalExecutor::arm_wake_read() {
@@ -95,12 +120,15 @@ void LocalExecutor::run_until_stopped() {
   if (current_ != nullptr) throw RuntimeMisuse("veloq: run_until_stopped called from inside a running task");
   RuntimeContext context(*this);
   while (!stop_requested()) run_turn();
+  heartbeat_.going_to_sleep();  // out of the loop is not a stall
 }
 
 void LocalExecutor::run_turn() {
   ++stats_.loop_turns;
+  heartbeat_.begin_turn();
   run_ready_tasks();
   fire_due_timers();
+  collect_blocking_results();
   endpoint_.drain_inbound(config_.mesh_budget);
   endpoint_.flush_outbound();
   poll_or_park();
@@ -127,6 +155,7 @@ void LocalExecutor::run_ready_tasks() {
       if (t->cancel_requested) cancel_now(t);
     }
     t->release();
+    if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
   }
 }
 
@@ -135,17 +164,34 @@ void LocalExecutor::fire_due_timers() {
   stats_.timers_fired += timers_.fire_due(Clock::now());
 }
 
+void LocalExecutor::collect_blocking_results() {
+  if (blocking_inbox_ != nullptr) stats_.blocking_results += blocking_inbox_->resume_waiters();
+}
+
+bool LocalExecutor::try_park() noexcept {
+  if (!endpoint_.try_park()) return false;
+  // After publishing "parked" (see BlockingInbox for why this order matters).
+  if (blocking_inbox_ != nullptr && blocking_inbox_->has_results()) {
+    endpoint_.unpark();
+    return false;
+  }
+  return true;
+}
+
 void LocalExecutor::poll_or_park() {
   bool idle = ready_.empty() && !endpoint_.has_inbound_backlog() && !stop_requested() &&
               !(block_on_task_ != nullptr && block_on_task_->done());
   std::optional<Clock::time_point> deadline = timers_.next_deadline();
   if (idle && deadline && *deadline <= Clock::now()) idle = false;
-  if (!idle || !endpoint_.try_park()) {
+  if (!idle || !try_park()) {
     driver_.enter(false);
     return;
   }
   ++stats_.parks;
+  heartbeat_.going_to_sleep();
+  std::int64_t slept_at = internal::ShardHeartbeat::now_ns();
   driver_.enter(true, deadline);
+  stats_.parked_ns += static_cast<std::uint64_t>(internal::ShardHeartbeat::now_ns() - slept_at);
   endpoint_.unpark();
 }
 

@@ -4,13 +4,14 @@
 // its io_uring driver and its frame pool. Its loop, one turn at a time:
 //   1. run_ready_tasks()   up to `task_budget` tasks
 //   2. fire_due_timers()
-//   3. drain_inbound()     up to `mesh_budget` messages from other shards
-//   4. flush_outbound()    push staged mesh batches, wake parked peers
-//   5. poll_or_park()      the turn's single io_uring_enter: submit, collect,
+//   3. collect_blocking_results()  wake tasks whose spawn_blocking calls ended
+//   4. drain_inbound()     up to `mesh_budget` messages from other shards
+//   5. flush_outbound()    push staged mesh batches, wake parked peers
+//   6. poll_or_park()      the turn's single io_uring_enter: submit, collect,
 //                          and sleep there if nothing else is left to do
-//   6. reap_completions()  run completion handlers (they wake tasks)
-// Budgets on steps 1 and 3 keep mesh work and local tasks from starving each
-// other. Nothing here is thread-safe except request_stop(): every other call
+//   7. reap_completions()  run completion handlers (they wake tasks)
+// Budgets on steps 1 and 4 keep mesh work and local tasks from starving each
+// other; step 1 also ends early once the turn has used its time quota. Nothing here is thread-safe except request_stop(): every other call
 // belongs to the shard's own thread.
 #pragma once
 
@@ -28,11 +29,19 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <new>
 #include <veloq/runtime/source_location.hpp>
+#include <veloq/runtime/stall_detector.hpp>
+#include <string>
 #include <thread>
 
 namespace veloq {
+
+class BlockingPool;
+namespace internal {
+class BlockingInbox;
+}
 
 struct SpawnOptions {
   const char* name = nullptr;  // shown in task dumps and in failure logs
@@ -44,6 +53,9 @@ struct ExecutorStats {
   std::uint64_t loop_turns = 0;
   std::uint64_t parks = 0;
   std::uint64_t timers_fired = 0;
+  std::uint64_t blocking_results = 0;  // spawn_blocking calls that came back
+  std::uint64_t parked_ns = 0;         // time asleep in the kernel
+  std::int64_t started_ns = 0;         // steady clock when the executor was made
 };
 
 class LocalExecutor {
@@ -87,7 +99,22 @@ class LocalExecutor {
   io::Driver& driver() noexcept { return driver_; }
   mesh::MeshEndpoint& mesh() noexcept { return endpoint_; }
   internal::FramePool& frame_pool() noexcept { return frame_pool_; }
+  // The shard's registered buffer pool (null when ShardConfig::buffer_pool is off).
+  buffers::BufferPool* buffer_pool() noexcept { return buffer_pool_ ? &*buffer_pool_ : nullptr; }
   const ExecutorStats& stats() const noexcept { return stats_; }
+  const ShardConfig& config() const noexcept { return config_; }
+
+  // The pool behind spawn_blocking: the runtime's, or (standalone) one made on first use.
+  BlockingPool& blocking_pool();
+  // Called by the runtime before the loop starts.
+  void attach_blocking_pool(BlockingPool& pool) noexcept;
+
+  // What the stall detector and maybe_yield() read.
+  internal::ShardHeartbeat& heartbeat() noexcept { return heartbeat_; }
+
+  // One line per live task: name, spawn site, state and (with
+  // ShardConfig::track_tasks) age. Defined in task_dump.cpp.
+  std::string dump_tasks() const;
   std::size_t live_tasks() const noexcept { return live_count_; }
   std::thread::id owner_thread() const noexcept { return owner_; }
 
@@ -103,7 +130,9 @@ class LocalExecutor {
   void run_turn();
   void run_ready_tasks();
   void fire_due_timers();
+  void collect_blocking_results();
   void poll_or_park();
+  bool try_park() noexcept;
   void arm_wake_read();
   void cancel_now(internal::TaskState* t) noexcept;
   void link_live(internal::TaskState* t) noexcept;
@@ -119,9 +148,13 @@ class LocalExecutor {
   std::thread::id owner_;
   std::unique_ptr<mesh::Mesh> own_mesh_;  // standalone executors only
   mesh::Mesh* mesh_;
+  std::unique_ptr<BlockingPool> own_blocking_pool_;  // standalone executors only; before the mesh goes
+  BlockingPool* blocking_pool_ = nullptr;
+  internal::BlockingInbox* blocking_inbox_ = nullptr;
   internal::FramePool frame_pool_;  // outlives the members below, which may still free frames into it
   io::Driver driver_;
   mesh::MeshEndpoint endpoint_;
+  std::optional<buffers::BufferPool> buffer_pool_;  // before the driver goes: it unregisters from it
   internal::ReadyQueue ready_;
   internal::TimerQueue timers_;
   internal::TaskState* current_ = nullptr;
@@ -131,6 +164,7 @@ class LocalExecutor {
   internal::TaskState* block_on_task_ = nullptr;  // the loop must not park once it is done
   bool shutting_down_ = false;
   ExecutorStats stats_;
+  internal::ShardHeartbeat heartbeat_;
 };
 
 namespace internal {
@@ -166,6 +200,7 @@ JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, SourceLoc
   s->executor = this;
   s->name = options.name;
   s->spawn_site = site;
+  if (config_.track_tasks) s->spawned_at_ns = static_cast<std::uint64_t>(internal::ShardHeartbeat::now_ns());
   s->destroy_self = &internal::destroy_typed_state<T>;
   s->set_cancelled = &internal::set_cancelled_outcome<T>;
   link_live(s);
@@ -181,6 +216,7 @@ T LocalExecutor::block_on(Task<T> task) {
   JoinHandle<T> handle = spawn(std::move(task), SpawnOptions{"block_on"});
   internal::TaskState* outer = std::exchange(block_on_task_, handle_state(handle));
   while (!handle.done() && !stop_requested()) run_turn();
+  heartbeat_.going_to_sleep();  // out of the loop is not a stall
   block_on_task_ = outer;
   if (!handle.done()) {
     handle.cancel();

@@ -1,4 +1,5 @@
 #include <veloq/mesh/mesh.hpp>
+#include <veloq/runtime/blocking_pool.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/log.hpp>
 #include <veloq/runtime/runtime.hpp>
@@ -55,6 +56,9 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
 
   const unsigned n = shard_count_;
   mesh::Mesh mesh(n, config_.shard.mesh.ring_capacity);
+  BlockingPool blocking_pool(config_.shard.blocking_pool, mesh);  // goes before the mesh: it wakes shards
+  std::vector<internal::ShardHeartbeat*> heartbeats(n);
+  std::optional<StallDetector> watchdog;  // shard 0 runs it while every shard thread is alive
   std::barrier started(n), stopped(n), drained(n);
   std::vector<std::exception_ptr> errors(n);
   std::atomic<bool> startup_failed{false};
@@ -64,11 +68,14 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
     std::optional<LocalExecutor> executor;
     try {
       executor.emplace(config_.shard, mesh, id);
+      executor->attach_blocking_pool(blocking_pool);
+      heartbeats[id] = &executor->heartbeat();
     } catch (...) {
       errors[id] = std::current_exception();
       startup_failed = true;
     }
     started.arrive_and_wait();
+    if (id == 0 && !startup_failed) watchdog.emplace(config_.stall, heartbeats);
     if (!startup_failed) {
       log().debug("shard {} of {} started", id, n);
       try {
@@ -89,8 +96,10 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
     if (executor) {
       RuntimeContext context(*executor);
       executor->destroy_all_tasks();
+      executor->mesh().flush_outbound();  // what fits reaches its home shard's discard delivery
     }
     stopped.arrive_and_wait();
+    if (id == 0) watchdog.reset();
     if (executor) {
       RuntimeContext context(*executor);
       executor->mesh().discard_staged();

@@ -15,6 +15,7 @@
 #include <veloq/runtime/errors.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/shard_config.hpp>
+#include <veloq/runtime/stall_detector.hpp>
 #include <veloq/runtime/task.hpp>
 
 #include <atomic>
@@ -35,6 +36,9 @@ struct RuntimeConfig {
   // Log level ("trace" ... "off"); empty keeps the default (warn). VELOQ_LOG wins.
   std::string log_level;
   ShardConfig shard;
+  // The watchdog that reports shards stuck in one loop turn, and raises the
+  // shards' time-quota flags (ShardConfig::task_quota).
+  StallDetectorConfig stall;
 };
 
 class Runtime {

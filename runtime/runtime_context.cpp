@@ -17,7 +17,8 @@ RuntimeContext::RuntimeContext(LocalExecutor& executor)
       mesh_(&executor.mesh()),
       driver_(&executor.driver()),
       frame_pool_(&executor.frame_pool()),
-      buffer_pool_(previous_ != nullptr && previous_->executor_ == &executor ? previous_->buffer_pool_ : nullptr) {
+      buffer_pool_(previous_ != nullptr && previous_->executor_ == &executor ? previous_->buffer_pool_
+                                                                               : executor.buffer_pool()) {
   if (executor.owner_thread() != std::this_thread::get_id())
     throw RuntimeMisuse("veloq: a RuntimeContext was entered for shard " + std::to_string(executor.shard_id()) +
                         " on a thread that does not own it; a shard is entered only on its own thread");

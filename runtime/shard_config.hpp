@@ -2,10 +2,20 @@
 // LocalExecutor) is built with.
 #pragma once
 
+#include <veloq/buffers/buffer_pool.hpp>
 #include <veloq/io/driver.hpp>
 #include <veloq/mesh/mesh_endpoint.hpp>
 
+#include <chrono>
+
 namespace veloq {
+
+// The helper threads behind spawn_blocking (runtime/blocking_pool.hpp).
+struct BlockingPoolConfig {
+  unsigned max_threads = 16;
+  // A helper thread with nothing to do for this long exits.
+  std::chrono::milliseconds idle_timeout{10'000};
+};
 
 struct ShardConfig {
   // Tasks run per loop turn before the shard looks at its mesh and its ring.
@@ -14,6 +24,16 @@ struct ShardConfig {
   unsigned mesh_budget = 1024;
   mesh::MeshConfig mesh;
   io::DriverConfig driver;
+  BlockingPoolConfig blocking_pool;
+  // Each shard gets a registered BufferPool bound to its context, unless off.
+  bool buffer_pool = true;
+  buffers::BufferPoolConfig buffers;
+  // A loop turn that runs longer than this raises the shard's "quota
+  // expired" flag: maybe_yield() then yields and the task batch ends early.
+  // Zero turns the quota off.
+  std::chrono::microseconds task_quota{500};
+  // Record each task's spawn time, shown as its age by dump_tasks().
+  bool track_tasks = false;
 };
 
 }  // namespace veloq

@@ -46,6 +46,14 @@ using veloq::buffers::ProvidedBufferRingConfig;
 
 namespace {
 
+// These tests build their own pools, so the shards do not get the default one
+// (a ring has one table of registered buffers).
+ShardConfig own_pool_shard() {
+  ShardConfig config;
+  config.buffer_pool = false;
+  return config;
+}
+
 // A small pool: 4 x 4 KiB, 2 x 16 KiB.
 BufferPoolConfig small_pool(bool simulate_failure = false) {
   BufferPoolConfig config;
@@ -177,7 +185,7 @@ class LogCapture {
 }  // namespace
 
 TEST_CASE("a pool hands out page-aligned buffers of the smallest class that fits and takes them back when dropped") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPool pool(ex.driver(), 0, small_pool());
   REQUIRE(pool.class_count() == 2);
   CHECK(pool.region_bytes() == 4 * 4096 + 2 * 16 * 1024);
@@ -205,7 +213,7 @@ TEST_CASE("a pool hands out page-aligned buffers of the smallest class that fits
 }
 
 TEST_CASE("a malformed pool configuration is refused") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPoolConfig not_page_sized;
   not_page_sized.classes = {{1000, 4}};
   CHECK_THROWS_AS(BufferPool(ex.driver(), 0, not_page_sized), std::invalid_argument);
@@ -218,7 +226,7 @@ TEST_CASE("a malformed pool configuration is refused") {
 }
 
 TEST_CASE("try_acquire on an exhausted class returns an empty buffer, and the class refills as buffers return") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPool pool(ex.driver(), 0, small_pool());
   std::vector<Buffer> held;
   for (int i = 0; i < 4; ++i) held.push_back(pool.try_acquire(4096));
@@ -233,7 +241,7 @@ TEST_CASE("try_acquire on an exhausted class returns an empty buffer, and the cl
 }
 
 TEST_CASE("a task waiting in acquire is resumed with the buffer that comes back") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPool pool(ex.driver(), 0, small_pool());
   ex.block_on([](BufferPool& pool) -> Task<void> {
     std::vector<Buffer> held;
@@ -259,7 +267,7 @@ TEST_CASE("a task waiting in acquire is resumed with the buffer that comes back"
 }
 
 TEST_CASE("cancelling a task waiting in acquire leaves no waiter behind, and a buffer granted to it goes back") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPool pool(ex.driver(), 0, small_pool());
   ex.block_on([](BufferPool& pool) -> Task<void> {
     std::vector<Buffer> held;
@@ -285,7 +293,7 @@ TEST_CASE("cancelling a task waiting in acquire leaves no waiter behind, and a b
 }
 
 TEST_CASE("BufferPool::current is the pool bound to the shard's context") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   RuntimeContext ctx(ex);
   CHECK_THROWS_AS(BufferPool::current(), RuntimeMisuse);
   BufferPool pool(ex.driver(), 0, small_pool());
@@ -296,7 +304,7 @@ TEST_CASE("BufferPool::current is the pool bound to the shard's context") {
 }
 
 TEST_CASE("a registered buffer reads a file with READ_FIXED and writes one with WRITE_FIXED") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPool pool(ex.driver(), 0, small_pool());
   REQUIRE(pool.registered());
   const std::vector<char> contents = pattern(10000, 3);
@@ -329,7 +337,7 @@ TEST_CASE("a registered buffer reads a file with READ_FIXED and writes one with 
 }
 
 TEST_CASE("io::File::read_fixed reads into a registered pool buffer at its buf_index") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPool pool(ex.driver(), 0, small_pool());
   REQUIRE(pool.registered());
   const std::vector<char> contents = pattern(6000, 13);
@@ -347,7 +355,7 @@ TEST_CASE("io::File::read_fixed reads into a registered pool buffer at its buf_i
 }
 
 TEST_CASE("an O_DIRECT read lands in a pool buffer") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPool pool(ex.driver(), 0, small_pool());
   const std::vector<char> contents = pattern(3 * 4096, 5);
   TempFile file(contents);
@@ -370,7 +378,7 @@ TEST_CASE("an O_DIRECT read lands in a pool buffer") {
 
 TEST_CASE("when registration fails the pool warns once and its buffers do plain I/O") {
   LogCapture logs;
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   BufferPool pool(ex.driver(), 0, small_pool(/*simulate_failure=*/true));
   CHECK_FALSE(pool.registered());
   CHECK(logs.count("refused to register") == 1);
@@ -415,7 +423,7 @@ int memlock_child() {
   rlimit limit{64 * 1024, 64 * 1024};
   if (setrlimit(RLIMIT_MEMLOCK, &limit) != 0) return 12;
 
-  LocalExecutor ex;  // the ring is created without CAP_IPC_LOCK, so its pinning is accounted
+  LocalExecutor ex(own_pool_shard());  // the ring is created without CAP_IPC_LOCK, so its pinning is accounted
   BufferPoolConfig too_big;
   too_big.classes = {{4096, 64}};
   BufferPool pool(ex.driver(), 0, too_big);
@@ -456,6 +464,7 @@ TEST_CASE("a buffer dropped on another shard goes back to its home pool") {
   RuntimeConfig config;
   config.shards = 2;
   config.pin_threads = false;
+  config.shard = own_pool_shard();
   Runtime runtime(config);
   runtime.run([]() -> Task<void> {
     RuntimeContext& ctx = RuntimeContext::current();
@@ -496,7 +505,7 @@ TEST_CASE("a buffer dropped on another shard goes back to its home pool") {
 }
 
 TEST_CASE("a multishot receive on a tiny ring hits ENOBUFS, re-arms, and delivers every byte in order") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   ProvidedBufferRingConfig config;
   config.group_id = 3;
   config.entries = 2;
@@ -532,7 +541,7 @@ TEST_CASE("a multishot receive on a tiny ring hits ENOBUFS, re-arms, and deliver
 }
 
 TEST_CASE("a held provided buffer keeps the kernel from reusing it until the view is dropped") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   ProvidedBufferRingConfig config;
   config.group_id = 4;
   config.entries = 4;
@@ -560,7 +569,7 @@ TEST_CASE("a held provided buffer keeps the kernel from reusing it until the vie
 }
 
 TEST_CASE("a task waiting for provided buffers resumes when a view is dropped") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   ProvidedBufferRingConfig config;
   config.group_id = 5;
   config.entries = 1;
@@ -590,6 +599,7 @@ TEST_CASE("a provided buffer dropped on another shard is given back to its ring 
   RuntimeConfig config;
   config.shards = 2;
   config.pin_threads = false;
+  config.shard = own_pool_shard();
   Runtime runtime(config);
   runtime.run([]() -> Task<void> {
     RuntimeContext& ctx = RuntimeContext::current();
@@ -617,7 +627,7 @@ TEST_CASE("a provided buffer dropped on another shard is given back to its ring 
 }
 
 TEST_CASE("dropping an armed multishot receive cancels it and gives every buffer back") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   ProvidedBufferRingConfig config;
   config.group_id = 6;
   config.entries = 4;
@@ -643,7 +653,7 @@ TEST_CASE("dropping an armed multishot receive cancels it and gives every buffer
 }
 
 TEST_CASE("cancelling a task waiting in a multishot receive leaves no operation or buffer behind") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   ProvidedBufferRingConfig config;
   config.group_id = 7;
   config.entries = 2;
@@ -670,7 +680,7 @@ TEST_CASE("cancelling a task waiting in a multishot receive leaves no operation 
 }
 
 TEST_CASE("a provided-buffer ring refuses a group id that is already registered") {
-  LocalExecutor ex;
+  LocalExecutor ex(own_pool_shard());
   ProvidedBufferRingConfig config;
   config.group_id = 8;
   ProvidedBufferRing first(ex.driver(), 0, config);

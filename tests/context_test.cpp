@@ -11,7 +11,13 @@ using namespace veloq;
 
 namespace {
 Task<int> answer() { co_return 42; }
+RuntimeConfig unpinned(unsigned shards) {
+  RuntimeConfig config;
+  config.shards = shards;
+  config.pin_threads = false;
+  return config;
 }
+}  // namespace
 
 TEST_CASE("runtime calls without a context fail with a clear error") {
   REQUIRE(RuntimeContext::current_or_null() == nullptr);
@@ -64,9 +70,9 @@ TEST_CASE("entering a shard from a thread that does not own it is refused") {
 }
 
 TEST_CASE("starting a runtime inside a running shard is refused") {
-  Runtime rt(RuntimeConfig{.shards = 1, .pin_threads = false});
+  Runtime rt(unpinned(1));
   bool refused = rt.run([]() -> Task<bool> {
-    Runtime nested(RuntimeConfig{.shards = 1, .pin_threads = false});
+    Runtime nested(unpinned(1));
     try {
       nested.run([]() -> Task<void> { co_return; });
     } catch (const RuntimeMisuse& e) {
@@ -91,7 +97,7 @@ TEST_CASE("block_on from inside a task is refused") {
 }
 
 TEST_CASE("runtime run returns the entry's value and rethrows its exception") {
-  Runtime rt(RuntimeConfig{.shards = 2, .pin_threads = false});
+  Runtime rt(unpinned(2));
   CHECK(rt.shard_count() == 2);
   CHECK(rt.run([]() -> Task<int> { co_return shard_count() * 10 + static_cast<int>(shard_id()); }) == 20);
   CHECK_THROWS_WITH_AS(rt.run([]() -> Task<void> {
@@ -102,7 +108,7 @@ TEST_CASE("runtime run returns the entry's value and rethrows its exception") {
 }
 
 TEST_CASE("Runtime::stop from another thread ends run with TaskCancelled") {
-  Runtime rt(RuntimeConfig{.shards = 2, .pin_threads = false});
+  Runtime rt(unpinned(2));
   std::atomic<bool> started{false};
   std::thread stopper([&] {
     while (!started.load()) std::this_thread::yield();

@@ -110,21 +110,27 @@ TEST_CASE("O_DIRECT reads and writes aligned blocks; a misaligned request fails 
   }());
 }
 
-TEST_CASE("read_fixed and write_fixed use buffers registered with the ring") {
+TEST_CASE("read_fixed and write_fixed use the shard's registered buffer pool") {
   LocalExecutor ex;
   ex.block_on([&]() -> Task<void> {
-    auto buffer = aligned_block(8192);
-    iovec registered{buffer.get(), 8192};
-    io_uring& ring = RuntimeContext::current().driver().ring();
-    REQUIRE(io_uring_register_buffers(&ring, &registered, 1) == 0);
+    RuntimeContext& ctx = RuntimeContext::current();
+    REQUIRE(ctx.buffer_pool() != nullptr);
+    REQUIRE(ctx.buffer_pool()->registered());
+    auto out = ctx.buffer_pool()->try_acquire(4096);
+    auto in = ctx.buffer_pool()->try_acquire(4096);
+    REQUIRE(out);
+    REQUIRE(in);
+    int out_index = out.fixed_index_for(ctx.driver());
+    int in_index = in.fixed_index_for(ctx.driver());
+    REQUIRE(out_index >= 0);
+    REQUIRE(in_index >= 0);
     std::string path = scratch_dir() + ".fixed";
     File file = co_await File::create(path);
-    std::memset(buffer.get(), 'q', 4096);
-    CHECK(co_await file.write_fixed(buffer.get(), 4096, 0, 0) == 4096);
-    std::memset(buffer.get() + 4096, 0, 4096);
-    CHECK(co_await file.read_fixed(buffer.get() + 4096, 4096, 0, 0) == 4096);
-    CHECK(std::memcmp(buffer.get(), buffer.get() + 4096, 4096) == 0);
-    io_uring_unregister_buffers(&ring);
+    std::memset(out.data(), 'q', 4096);
+    CHECK(co_await file.write_fixed(out.data(), 4096, 0, out_index) == 4096);
+    std::memset(in.data(), 0, 4096);
+    CHECK(co_await file.read_fixed(in.data(), 4096, 0, in_index) == 4096);
+    CHECK(std::memcmp(out.data(), in.data(), 4096) == 0);
     co_await file.close();
     co_await remove_file(path);
   }());

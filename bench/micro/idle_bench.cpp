@@ -49,7 +49,8 @@ constexpr const char* description =
     "                          made of idle loop turns (and parks; see the extras).\n"
     "  poll_cost_pipelined_rt  CPU ns per round trip with 256 in flight (per-message\n"
     "                          delivery cost; shards rarely park).\n"
-    "  poll_cost_idle          % of one core while all N shards are idle.\n"
+    "  poll_cost_idle          % of one core while all N shards are idle (the window opens\n"
+    "                          50 ms after the last work).\n"
     "The baseline of each row is the same measurement in a 2-shard runtime made by the\n"
     "same invocation, so ratio = cost(2 shards) / cost(N shards): if idle shards polled,\n"
     "or if a loop turn scanned every peer, the cost would grow with N and the ratio would\n"
@@ -172,7 +173,9 @@ veloq::Task<PollCostRun> poll_cost_run(std::uint64_t serial_calls, std::uint64_t
   PollCostRun run;
   const veloq::ExecutorStats& stats = veloq::RuntimeContext::current().executor().stats();
 
-  // Idle: every shard parked.
+  // Idle: every shard parked. The window opens after a short settle, so it
+  // measures staying idle rather than the last moments of the previous phase.
+  co_await veloq::sleep_for(50ms);
   auto cpu0 = process_cpu_time();
   auto wall0 = Clock::now();
   co_await veloq::sleep_for(idle_window);

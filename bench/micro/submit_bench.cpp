@@ -45,9 +45,11 @@ constexpr const char* description =
     "  pingpong_parked_p99  between calls so both shards are asleep in io_uring_enter when\n"
     "                       the call is sent; the round trip therefore includes waking the\n"
     "                       target and then waking the caller. Raw: two threads blocked in\n"
-    "                       read() on two eventfds, same 500 us gap.\n"
+    "                       read() on two eventfds, same 500 us gap. The extras add the\n"
+    "                       raw p50 with only the server asleep (the caller polls its\n"
+    "                       eventfd), i.e. the price of a single wake-up.\n"
     "\n"
-    "Each run makes a fixed number of calls or stops after 1 s (0.25 s with --quick),\n"
+    "Each run makes a fixed number of calls or stops after 0.5 s (0.25 s with --quick),\n"
     "whichever comes first. Throughputs are medians over runs (7, or 3 with --quick); p50 and p99 are medians\n"
     "over runs of each run's percentile of its individual round trips. The extras of the\n"
     "parked rows give the target's parks per call (1 means it really was asleep).";
@@ -198,27 +200,30 @@ RoundTrips raw_atomic_pingpong(const std::vector<int>& cpus, Budget budget) {
 // Long enough that a shard which spins for a while before parking has parked
 // before the next call; the target's park count per call is reported to show it.
 constexpr auto parked_gap = 500us;
+constexpr unsigned warmup_calls = 100;
 
 veloq::Task<std::vector<double>> veloq_parked_round_trips_ns(unsigned calls) {
   std::vector<double> ns;
   ns.reserve(calls);
-  for (unsigned i = 0; i < calls + 100; ++i) {
+  for (unsigned i = 0; i < calls + warmup_calls; ++i) {
     co_await veloq::sleep_for(parked_gap);
     auto start = Clock::now();
     co_await veloq::submit_to(1, [] {});
     auto took = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-    if (i >= 100) ns.push_back(took);
+    if (i >= warmup_calls) ns.push_back(took);
   }
   co_return ns;
 }
 
-std::vector<double> raw_eventfd_round_trips_ns(const std::vector<int>& cpus, unsigned calls) {
+// Both threads block in read() unless `spinning_caller`, in which case the
+// caller polls its reply eventfd without blocking (only the server sleeps).
+std::vector<double> raw_eventfd_round_trips_ns(const std::vector<int>& cpus, unsigned calls, bool spinning_caller) {
   int request = ::eventfd(0, EFD_CLOEXEC);
-  int reply = ::eventfd(0, EFD_CLOEXEC);
+  int reply = ::eventfd(0, EFD_CLOEXEC | (spinning_caller ? EFD_NONBLOCK : 0));
   std::uint64_t one = 1;
   std::thread server = pinned_thread(cpus[1 % cpus.size()], [&] {
     std::uint64_t value;
-    for (unsigned i = 0; i < calls + 100; ++i) {
+    for (unsigned i = 0; i < calls + warmup_calls; ++i) {
       if (::read(request, &value, sizeof value) != sizeof value) break;
       if (::write(reply, &one, sizeof one) != sizeof one) break;
     }
@@ -227,13 +232,14 @@ std::vector<double> raw_eventfd_round_trips_ns(const std::vector<int>& cpus, uns
   ns.reserve(calls);
   std::thread client = pinned_thread(cpus[0], [&] {
     std::uint64_t value;
-    for (unsigned i = 0; i < calls + 100; ++i) {
+    for (unsigned i = 0; i < calls + warmup_calls; ++i) {
       std::this_thread::sleep_for(parked_gap);
       auto start = Clock::now();
       if (::write(request, &one, sizeof one) != sizeof one) break;
-      if (::read(reply, &value, sizeof value) != sizeof value) break;
+      while (::read(reply, &value, sizeof value) != sizeof value)
+        if (!spinning_caller) return;
       auto took = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-      if (i >= 100) ns.push_back(took);
+      if (i >= warmup_calls) ns.push_back(took);
     }
   });
   client.join();
@@ -251,13 +257,13 @@ int main(int argc, char** argv) {
 
   const unsigned runs = options.runs(7, 3);
   const unsigned window = 256;
-  const Budget pipelined{options.pick<std::uint64_t>(2'000'000, 300'000), options.pick(1000ms, 250ms)};
-  const Budget busy{options.pick<std::uint64_t>(100'000, 10'000), options.pick(1000ms, 250ms)};
-  const unsigned parked_calls = options.pick(2000u, 300u);
+  const Budget pipelined{options.pick<std::uint64_t>(2'000'000, 300'000), options.pick(500ms, 250ms)};
+  const Budget busy{options.pick<std::uint64_t>(100'000, 10'000), options.pick(500ms, 250ms)};
+  const unsigned parked_calls = options.pick(1000u, 300u);
   const std::vector<int> cpus = benchmark_cpus(2);
 
   std::vector<double> veloq_pipelined, raw_pipelined, veloq_busy, raw_busy, veloq_busy_mean, raw_busy_mean;
-  std::vector<double> veloq_p50, veloq_p99, raw_p50, raw_p99;
+  std::vector<double> veloq_p50, veloq_p99, raw_p50, raw_p99, raw_spinning_p50;
   std::uint64_t shard1_parks = 0;
   if (options.run_veloq()) {
     veloq::Runtime runtime(pinned_runtime(2));
@@ -288,9 +294,10 @@ int main(int argc, char** argv) {
       raw_busy_mean.push_back(rt.mean_ns);
     }
     for (unsigned r = 0; r < runs; ++r) {
-      std::vector<double> ns = raw_eventfd_round_trips_ns(cpus, parked_calls);
+      std::vector<double> ns = raw_eventfd_round_trips_ns(cpus, parked_calls, false);
       raw_p50.push_back(percentile(ns, 50));
       raw_p99.push_back(percentile(ns, 99));
+      raw_spinning_p50.push_back(percentile(raw_eventfd_round_trips_ns(cpus, parked_calls, true), 50));
     }
   }
 
@@ -317,7 +324,7 @@ int main(int argc, char** argv) {
                     .extra = {{"max_calls", double(busy.calls)},
                               {"veloq_mean_ns", median(veloq_busy_mean)},
                               {"baseline_mean_ns", median(raw_busy_mean)}}});
-  const double parked_runs = double(runs) * parked_calls;
+  const double parked_runs = double(runs) * (parked_calls + warmup_calls);
   report.add(Result{.name = "pingpong_parked_p50",
                     .metric = "us/round trip",
                     .veloq = median(veloq_p50) / 1000,
@@ -328,7 +335,8 @@ int main(int argc, char** argv) {
                     .runs = runs,
                     .extra = {{"calls_per_run", double(parked_calls)},
                               {"gap_us", 500.0},
-                              {"target_parks_per_call", double(shard1_parks) / parked_runs}}});
+                              {"target_parks_per_call", double(shard1_parks) / parked_runs},
+                              {"raw_spinning_caller_p50_us", median(raw_spinning_p50) / 1000}}});
   report.add(Result{.name = "pingpong_parked_p99",
                     .metric = "us/round trip",
                     .veloq = median(veloq_p99) / 1000,

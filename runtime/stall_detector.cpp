@@ -1,0 +1,182 @@
+#include <veloq/runtime/log.hpp>
+#include <veloq/runtime/stall_detector.hpp>
+
+#include <cxxabi.h>
+#include <execinfo.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+namespace veloq {
+
+namespace {
+
+// The signal that asks a stalled shard thread for its backtrace.
+int backtrace_signal() noexcept { return SIGRTMIN + 3; }
+
+// Runs on the stalled shard thread. The heartbeat travels in the signal's
+// value, so the handler needs no thread-local lookup; backtrace() was called
+// once before (install_handler), so it does not load libgcc here.
+void capture_backtrace(int, siginfo_t* info, void*) {
+  auto* beat = static_cast<internal::ShardHeartbeat*>(info->si_value.sival_ptr);
+  if (beat == nullptr) return;
+  int n = backtrace(beat->frames, internal::ShardHeartbeat::max_frames);
+  beat->captured_frames.store(n, std::memory_order_release);
+}
+
+void install_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void* warm_up[4];
+    backtrace(warm_up, 4);
+    struct sigaction action {};
+    action.sa_sigaction = &capture_backtrace;
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    sigaction(backtrace_signal(), &action, nullptr);
+  });
+}
+
+// "binary(_Z3foov+0x12) [0x...]" -> "foo() [binary+0x12]"; other text as is.
+std::string demangle_frame(const char* symbol) {
+  std::string text(symbol);
+  auto open = text.find('(');
+  auto plus = text.find('+', open == std::string::npos ? 0 : open);
+  if (open == std::string::npos || plus == std::string::npos || plus == open + 1) return text;
+  std::string mangled = text.substr(open + 1, plus - open - 1);
+  int status = 0;
+  char* plain = abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status);
+  if (status != 0 || plain == nullptr) return text;
+  std::string out = plain;
+  std::free(plain);
+  return out + " " + text;
+}
+
+}  // namespace
+
+struct StallDetector::State {
+  StallDetectorConfig config;
+  std::vector<internal::ShardHeartbeat*> shards;
+  std::chrono::nanoseconds tick{0};
+  std::mutex mutex;  // the watchdog's own; shards never take it
+  std::condition_variable wake;
+  bool stopping = false;
+  std::atomic<std::uint64_t> reports{0};
+  std::thread thread;
+
+  struct Watch {
+    std::int64_t stall_started_ns = 0;  // the turn start of the stall being followed
+    std::int64_t next_report_after_ns = 0;
+    std::int64_t last_report_ns = 0;
+  };
+  std::vector<Watch> watches;
+
+  void run();
+  // Raises the quota flag, reports a stall; false if the shard sleeps.
+  bool check(internal::ShardHeartbeat& beat, Watch& watch, std::int64_t now);
+  void report(internal::ShardHeartbeat& beat, std::chrono::nanoseconds stalled_for);
+};
+
+StallDetector::StallDetector(StallDetectorConfig config, std::vector<internal::ShardHeartbeat*> shards)
+    : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.config = std::move(config);
+  s.shards = std::move(shards);
+  s.watches.resize(s.shards.size());
+  std::int64_t tick = 0;
+  if (s.config.threshold.count() > 0)
+    tick = std::chrono::duration_cast<std::chrono::nanoseconds>(s.config.threshold).count() / 4;
+  for (auto* beat : s.shards)
+    if (beat->quota_ns > 0) tick = tick == 0 ? beat->quota_ns : std::min(tick, beat->quota_ns);
+  if (tick == 0) return;
+  s.tick = std::chrono::nanoseconds(std::max<std::int64_t>(tick, 100'000));
+  if (s.config.threshold.count() > 0) install_handler();
+  s.thread = std::thread([&s] { s.run(); });
+}
+
+StallDetector::~StallDetector() {
+  State& s = *state_;
+  if (!s.thread.joinable()) return;
+  {
+    std::lock_guard lock(s.mutex);
+    s.stopping = true;
+  }
+  s.wake.notify_all();
+  s.thread.join();
+}
+
+std::uint64_t StallDetector::reports() const noexcept { return state_->reports.load(); }
+
+void StallDetector::State::run() {
+  // While every shard sleeps the watchdog ticks 16 times slower, so an idle
+  // runtime costs few wake-ups; a turn that starts meanwhile is noticed late
+  // by at most one slow tick.
+  std::chrono::nanoseconds slow_tick = 16 * tick;
+  if (config.threshold.count() > 0) slow_tick = std::min<std::chrono::nanoseconds>(slow_tick, config.threshold / 2);
+  slow_tick = std::max(slow_tick, tick);
+  std::chrono::nanoseconds next = tick;
+  std::unique_lock lock(mutex);
+  while (!wake.wait_for(lock, next, [this] { return stopping; })) {
+    lock.unlock();
+    std::int64_t now = internal::ShardHeartbeat::now_ns();
+    bool any_busy = false;
+    for (std::size_t i = 0; i < shards.size(); ++i) any_busy = check(*shards[i], watches[i], now) || any_busy;
+    next = any_busy ? tick : slow_tick;
+    lock.lock();
+  }
+}
+
+bool StallDetector::State::check(internal::ShardHeartbeat& beat, Watch& watch, std::int64_t now) {
+  std::int64_t started = beat.turn_started_ns.load(std::memory_order_relaxed);
+  if (started == 0) return false;
+  std::int64_t length = now - started;
+  if (beat.quota_ns > 0 && length >= beat.quota_ns) beat.quota_expired.store(true, std::memory_order_relaxed);
+  std::int64_t threshold = std::chrono::duration_cast<std::chrono::nanoseconds>(config.threshold).count();
+  if (threshold == 0) return true;
+  if (watch.stall_started_ns != started) {  // a new turn: start following it afresh
+    watch.stall_started_ns = started;
+    watch.next_report_after_ns = threshold;
+  }
+  if (length < watch.next_report_after_ns) return true;
+  // The same stall is reported again only once it has lasted twice as long.
+  watch.next_report_after_ns *= 2;
+  std::int64_t interval = std::chrono::duration_cast<std::chrono::nanoseconds>(config.min_report_interval).count();
+  if (watch.last_report_ns != 0 && now - watch.last_report_ns < interval) return true;
+  watch.last_report_ns = now;
+  report(beat, std::chrono::nanoseconds(length));
+  return true;
+}
+
+void StallDetector::State::report(internal::ShardHeartbeat& beat, std::chrono::nanoseconds stalled_for) {
+  StallReport r;
+  r.shard = beat.shard;
+  r.stalled_for = stalled_for;
+  beat.captured_frames.store(-1, std::memory_order_relaxed);
+  sigval value{};
+  value.sival_ptr = &beat;
+  if (pthread_sigqueue(beat.thread, backtrace_signal(), value) == 0) {
+    // The handler runs when the thread is next scheduled; wait a bounded time.
+    for (int i = 0; i < 200 && beat.captured_frames.load(std::memory_order_acquire) < 0; ++i)
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  int n = beat.captured_frames.load(std::memory_order_acquire);
+  if (n > 0) {
+    if (char** symbols = backtrace_symbols(beat.frames, n)) {
+      for (int i = 0; i < n; ++i) r.frames.push_back(demangle_frame(symbols[i]));
+      std::free(symbols);
+    }
+  }
+  std::string trace;
+  for (const std::string& f : r.frames) trace += "\n    " + f;
+  log().warn("shard {} stalled: {:.1f} ms without returning to its loop; backtrace:{}", r.shard,
+             static_cast<double>(stalled_for.count()) / 1e6, n > 0 ? trace : std::string(" (not captured)"));
+  reports.fetch_add(1);
+  if (config.on_stall) config.on_stall(r);
+}
+
+}  // namespace veloq

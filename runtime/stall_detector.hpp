@@ -1,0 +1,111 @@
+// Stall detector: a watchdog thread per runtime that notices a shard which has
+// not come back to its loop for too long, and says where it is stuck.
+//
+// Each shard publishes a ShardHeartbeat: when its current loop turn started
+// (zero while it sleeps in the kernel). The watchdog reads those words every
+// tick; it never locks anything the shard touches. When a turn has lasted
+// longer than `threshold`, the watchdog sends the shard thread a real-time
+// signal whose handler records a backtrace into the heartbeat's preallocated
+// buffer, and logs a warning with the shard id, the stall length and the
+// symbolized frames (names need the executable linked with -rdynamic).
+// While the same stall continues, the next report waits for twice the
+// previous threshold, and one shard is reported at most once per
+// `min_report_interval`.
+//
+// The same watchdog raises each shard's "quota expired" flag once a turn has
+// run longer than the shard's task quota; maybe_yield() and the executor's
+// task batch read that flag (an ordinary load, no system call).
+//
+//   veloq::RuntimeConfig config;
+//   config.stall.threshold = std::chrono::milliseconds(10);
+//   config.stall.on_stall = [](const veloq::StallReport& r) { count(r); };
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace veloq {
+
+struct StallReport {
+  unsigned shard = 0;
+  std::chrono::nanoseconds stalled_for{0};
+  std::vector<std::string> frames;  // innermost first, symbolized where possible
+};
+
+struct StallDetectorConfig {
+  // A loop turn longer than this is reported; zero turns reports off.
+  std::chrono::milliseconds threshold{25};
+  std::chrono::milliseconds min_report_interval{1000};
+  // Called on the watchdog thread for every report, after it is logged.
+  std::function<void(const StallReport&)> on_stall;
+};
+
+namespace internal {
+
+// What a shard publishes to the watchdog. Written by the shard with relaxed
+// stores, read by the watchdog; the backtrace buffer is written only by the
+// signal handler running on the shard thread.
+struct ShardHeartbeat {
+  static constexpr int max_frames = 64;
+
+  alignas(64) std::atomic<std::int64_t> turn_started_ns{0};  // 0: asleep or not in the loop
+  std::atomic<std::uint64_t> turns{0};
+  alignas(64) std::atomic<bool> quota_expired{false};  // written by the watchdog
+  std::int64_t quota_ns = 0;                          // 0: no time quota
+  unsigned quota_checks = 0;                          // maybe_yield's own clock sampling
+
+  unsigned shard = 0;
+  pthread_t thread{};
+  std::atomic<int> captured_frames{-1};  // -1 until the handler has run
+  void* frames[max_frames] = {};
+
+  static std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  void begin_turn() noexcept {
+    turns.store(turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    turn_started_ns.store(now_ns(), std::memory_order_relaxed);
+    quota_expired.store(false, std::memory_order_relaxed);
+  }
+  void going_to_sleep() noexcept { turn_started_ns.store(0, std::memory_order_relaxed); }
+
+  // True once the current turn has used its quota. Without a watchdog (a
+  // standalone executor) every 32nd call reads the clock itself.
+  bool quota_used() noexcept {
+    if (quota_expired.load(std::memory_order_relaxed)) return true;
+    if (quota_ns == 0 || (++quota_checks & 31) != 0) return false;
+    std::int64_t started = turn_started_ns.load(std::memory_order_relaxed);
+    if (started == 0 || now_ns() - started < quota_ns) return false;
+    quota_expired.store(true, std::memory_order_relaxed);
+    return true;
+  }
+};
+
+}  // namespace internal
+
+class StallDetector {
+ public:
+  // Watches `shards` (which must outlive the detector). Starts its thread
+  // only if there is something to watch: a threshold or a shard's quota.
+  StallDetector(StallDetectorConfig config, std::vector<internal::ShardHeartbeat*> shards);
+  StallDetector(const StallDetector&) = delete;
+  StallDetector& operator=(const StallDetector&) = delete;
+  ~StallDetector();  // stops and joins the watchdog
+
+  std::uint64_t reports() const noexcept;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace veloq
