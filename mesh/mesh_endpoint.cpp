@@ -34,11 +34,15 @@ bool MeshEndpoint::push_staged(unsigned to) {
   std::size_t pushed = ring.push(box.messages.data() + box.head, box.staged());
   if (pushed < box.staged()) {
     // Full ring. Ask the consumer to wake us when it makes room, then look
-    // once more: it may have drained between our push and our flag (the
-    // fences pair with the one in make_room_visible()).
+    // once more: it may have drained between our push and our flag. Both
+    // sides use a read-modify-write on the flag (see make_room_visible()):
+    // if the consumer's exchange comes after ours it sees `true` and wakes
+    // us; if it comes before, ours reads the value it released, so the room
+    // it made (its release of the read index before that exchange) is
+    // visible to the push below. The acquire half of our exchange keeps that
+    // push from moving above it.
     ++stats_.ring_full;
-    ring.producer_waiting_for_room.store(true, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    ring.producer_waiting_for_room.exchange(true, std::memory_order_acq_rel);
     pushed += ring.push(box.messages.data() + box.head + pushed, box.staged() - pushed);
   }
   if (pushed > 0) {
@@ -76,9 +80,9 @@ void MeshEndpoint::flush_outbound() {
 
 void MeshEndpoint::make_room_visible(unsigned from) noexcept {
   SpscRing& ring = mesh_.ring(from, self_);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (ring.producer_waiting_for_room.load(std::memory_order_relaxed) &&
-      ring.producer_waiting_for_room.exchange(false, std::memory_order_relaxed)) {
+  // A read-modify-write, not a load: its release half orders the pop that
+  // made room before it (see push_staged()).
+  if (ring.producer_waiting_for_room.exchange(false, std::memory_order_acq_rel)) {
     // Tell the producer as if we had sent it something: it wakes, finds no
     // message from us, and pushes its staged batch again.
     ShardSignal& producer = mesh_.signal(from);
