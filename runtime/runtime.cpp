@@ -43,7 +43,8 @@ Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {
 }
 
 void Runtime::stop() noexcept {
-  if (auto* mesh = static_cast<mesh::Mesh*>(mesh_.load()))
+  std::lock_guard lock(running_mutex_);
+  if (auto* mesh = static_cast<mesh::Mesh*>(running_mesh_))
     for (unsigned i = 0; i < mesh->shard_count(); ++i) mesh->signal(i).request_stop();
 }
 
@@ -109,12 +110,18 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
     executor.reset();
   };
 
-  mesh_.store(&mesh);
+  {
+    std::lock_guard lock(running_mutex_);
+    running_mesh_ = &mesh;
+  }
   std::vector<std::thread> threads;
   threads.reserve(n);
   for (unsigned id = 0; id < n; ++id) threads.emplace_back(shard_main, id);
   for (std::thread& t : threads) t.join();
-  mesh_.store(nullptr);
+  {
+    std::lock_guard lock(running_mutex_);
+    running_mesh_ = nullptr;
+  }
 
   for (std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);

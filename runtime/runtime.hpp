@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -66,7 +67,11 @@ class Runtime {
   RuntimeConfig config_;
   unsigned shard_count_;
   std::vector<int> cpus_;
-  std::atomic<void*> mesh_{nullptr};  // the running mesh, for stop()
+  // The running mesh, for stop() from any thread. The mutex only orders
+  // stop() against the start and the end of run(); no shard takes it while
+  // it runs.
+  std::mutex running_mutex_;
+  void* running_mesh_ = nullptr;
 };
 
 template <typename Entry>
