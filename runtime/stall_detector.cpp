@@ -113,11 +113,12 @@ StallDetector::~StallDetector() {
 std::uint64_t StallDetector::reports() const noexcept { return state_->reports.load(); }
 
 void StallDetector::State::run() {
-  // While every shard sleeps the watchdog ticks 16 times slower, so an idle
-  // runtime costs few wake-ups; a turn that starts meanwhile is noticed late
-  // by at most one slow tick.
-  std::chrono::nanoseconds slow_tick = 16 * tick;
-  if (config.threshold.count() > 0) slow_tick = std::min<std::chrono::nanoseconds>(slow_tick, config.threshold / 2);
+  // While every shard sleeps the watchdog ticks up to 64 times slower (at
+  // most once per stall threshold), so an idle runtime costs few wake-ups; a
+  // turn that starts meanwhile is noticed late by at most one slow tick, and a
+  // stall is still reported within twice the threshold.
+  std::chrono::nanoseconds slow_tick = 64 * tick;
+  if (config.threshold.count() > 0) slow_tick = std::min<std::chrono::nanoseconds>(slow_tick, config.threshold);
   slow_tick = std::max(slow_tick, tick);
   std::chrono::nanoseconds next = tick;
   std::unique_lock lock(mutex);
