@@ -21,7 +21,7 @@ RuntimeConfig unpinned(unsigned shards) {
 
 TEST_CASE("runtime calls without a context fail with a clear error") {
   REQUIRE(RuntimeContext::current_or_null() == nullptr);
-  CHECK_THROWS_AS(spawn(answer()), NoRuntimeContext);
+  CHECK_THROWS_AS((void)spawn(answer()), NoRuntimeContext);
   CHECK_THROWS_AS(shard_id(), NoRuntimeContext);
   try {
     (void)shard_count();
