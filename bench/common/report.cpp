@@ -9,20 +9,22 @@ namespace veloq::bench {
 
 namespace {
 
+// A value brought to the G/M/k unit that keeps it readable (k from 10,000 up).
+struct Scaled {
+  double value;
+  const char* suffix;
+};
+
+Scaled scale_si(double value) {
+  if (std::fabs(value) >= 1e9) return {value / 1e9, "G"};
+  if (std::fabs(value) >= 1e6) return {value / 1e6, "M"};
+  if (std::fabs(value) >= 1e4) return {value / 1e3, "k"};
+  return {value, ""};
+}
+
 // A bound as the suite's goal grammar reads it: "30M", "0.33", "15".
 std::string goal_number(double value) {
-  const char* suffix = "";
-  double scaled = value;
-  if (std::fabs(value) >= 1e9) {
-    scaled = value / 1e9;
-    suffix = "G";
-  } else if (std::fabs(value) >= 1e6) {
-    scaled = value / 1e6;
-    suffix = "M";
-  } else if (std::fabs(value) >= 1e4) {
-    scaled = value / 1e3;
-    suffix = "k";
-  }
+  auto [scaled, suffix] = scale_si(value);
   char buf[48];
   std::snprintf(buf, sizeof buf, "%g%s", scaled, suffix);
   return buf;
@@ -92,18 +94,7 @@ std::optional<double> Result::ratio() const noexcept {
 
 std::string human_number(double value) {
   if (!std::isfinite(value)) return "-";
-  const char* suffix = "";
-  double scaled = value;
-  if (std::fabs(value) >= 1e9) {
-    scaled = value / 1e9;
-    suffix = "G";
-  } else if (std::fabs(value) >= 1e6) {
-    scaled = value / 1e6;
-    suffix = "M";
-  } else if (std::fabs(value) >= 1e4) {
-    scaled = value / 1e3;
-    suffix = "k";
-  }
+  auto [scaled, suffix] = scale_si(value);
   char buf[48];
   if (std::fabs(scaled) >= 100 || scaled == 0)
     std::snprintf(buf, sizeof buf, "%.0f%s", scaled, suffix);
