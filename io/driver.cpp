@@ -105,7 +105,8 @@ void Driver::enter(bool wait, std::optional<Clock::time_point> deadline) {
       io_uring_submit_and_get_events(&ring_);
     else
       io_uring_submit(&ring_);
-  } else if (defer_taskrun_ && in_flight_ > background_in_flight_) {
+  } else if (defer_taskrun_ && (in_flight_ > background_in_flight_ ||
+                                 (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0)) {
     // Completions of a DEFER_TASKRUN ring are only posted when we ask.
     ++stats_.enters;
     io_uring_get_events(&ring_);

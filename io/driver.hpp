@@ -55,6 +55,12 @@ class Driver {
   // Cancels every operation in flight and reaps until none is left (shutdown).
   void cancel_all_and_drain() noexcept;
 
+  // Completions are waiting to be reaped, or (DEFER_TASKRUN) the kernel has
+  // work to run for us at the next enter. A plain memory read; no syscall.
+  bool has_pending_completions() const noexcept {
+    return io_uring_cq_ready(&ring_) > 0 ||
+           (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+  }
   unsigned in_flight() const noexcept { return in_flight_; }
   bool has_unsubmitted() const noexcept;
   int ring_fd() const noexcept { return ring_.ring_fd; }

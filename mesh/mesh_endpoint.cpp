@@ -9,6 +9,7 @@ namespace veloq::mesh {
 MeshEndpoint::MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config)
     : mesh_(mesh),
       self_(self),
+      own_signal_(&mesh.signal(self)),
       config_(config),
       outboxes_(mesh.shard_count()),
       backlog_(mesh.signal(self).words(), 0) {

@@ -50,6 +50,10 @@ class MeshEndpoint {
   // Pushes every staged batch that fits and wakes receivers that are parked.
   void flush_outbound();
 
+  // Cheap checks a busy loop makes between batches of ready tasks: something
+  // is staged to send, or a peer has (probably) sent something.
+  bool has_staged() const noexcept { return !dirty_.empty(); }
+  bool inbound_waiting() const noexcept { return own_signal_->maybe_pending(); }
   // True while inbound messages are known to be waiting (budget ran out).
   bool has_inbound_backlog() const noexcept;
   std::size_t staged_for(unsigned to) const noexcept { return outboxes_[to].staged(); }
@@ -96,6 +100,7 @@ class MeshEndpoint {
 
   Mesh& mesh_;
   unsigned self_;
+  ShardSignal* own_signal_;
   MeshConfig config_;
   std::vector<Outbox> outboxes_;
   std::vector<unsigned> dirty_;

@@ -51,6 +51,13 @@ class ShardSignal {
       if (pending_[w].word.load(std::memory_order_seq_cst) != 0) return true;
     return false;
   }
+  // A relaxed look at the pending words, for a busy loop deciding whether to
+  // stop running tasks early; the park protocol uses any_pending().
+  bool maybe_pending() const noexcept {
+    for (unsigned w = 0; w < words_; ++w)
+      if (pending_[w].word.load(std::memory_order_relaxed) != 0) return true;
+    return false;
+  }
   // Asks the shard's loop to stop, waking it if it sleeps (any thread).
   void request_stop() noexcept {
     stop_.store(true, std::memory_order_seq_cst);

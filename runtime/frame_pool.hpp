@@ -5,11 +5,29 @@
 // to its class, so a block may be returned to any pool (or to the heap) safely.
 #pragma once
 
+#include <veloq/runtime/runtime_context.hpp>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 namespace veloq::internal {
+
+// Sanitizer builds bypass the pool so that use-after-free and races on task
+// memory are reported against the real allocation.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define VELOQ_POOL_DISABLED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define VELOQ_POOL_DISABLED 1
+#endif
+#endif
+#ifdef VELOQ_POOL_DISABLED
+inline constexpr bool pooling = false;
+#else
+inline constexpr bool pooling = true;
+#endif
 
 class FramePool {
  public:
@@ -23,8 +41,30 @@ class FramePool {
   FramePool& operator=(const FramePool&) = delete;
   ~FramePool();
 
-  void* allocate(std::size_t bytes);
-  void release(void* block, std::size_t bytes) noexcept;
+  void* allocate(std::size_t bytes) {
+    if (pooling && bytes <= max_pooled_bytes && bytes != 0) {
+      std::size_t cls = (bytes - 1) / class_bytes;
+      if (FreeBlock* b = free_[cls]) {
+        free_[cls] = b->next;
+        --free_count_[cls];
+        return b;
+      }
+    }
+    return ::operator new(rounded(bytes));
+  }
+  void release(void* block, std::size_t bytes) noexcept {
+    if (pooling && bytes <= max_pooled_bytes && bytes != 0) {
+      std::size_t cls = (bytes - 1) / class_bytes;
+      if (free_count_[cls] < max_blocks_per_class) {
+        auto* b = static_cast<FreeBlock*>(block);
+        b->next = free_[cls];
+        free_[cls] = b;
+        ++free_count_[cls];
+        return;
+      }
+    }
+    ::operator delete(block);
+  }
 
   // Allocation and release that use the current shard's pool, or the heap
   // when the calling thread has entered no runtime context.
@@ -42,5 +82,17 @@ class FramePool {
   std::array<FreeBlock*, class_count> free_{};
   std::array<std::uint32_t, class_count> free_count_{};
 };
+
+// Defined here rather than in the class: they need RuntimeContext, whose
+// header only forward-declares FramePool.
+inline void* FramePool::allocate_current(std::size_t bytes) {
+  if (RuntimeContext* ctx = RuntimeContext::current_or_null()) return ctx->frame_pool().allocate(bytes);
+  return ::operator new(rounded(bytes));
+}
+
+inline void FramePool::release_current(void* block, std::size_t bytes) noexcept {
+  if (RuntimeContext* ctx = RuntimeContext::current_or_null()) return ctx->frame_pool().release(block, bytes);
+  ::operator delete(block);
+}
 
 }  // namespace veloq::internal

@@ -48,6 +48,7 @@ LocalExecutor::LocalExecutor(const ShardConfig& config)
   stats_.started_ns = internal::ShardHeartbeat::now_ns();
   arm_wake_read();
   if (config.buffer_pool) buffer_pool_.emplace(driver_, shard_id_, config.buffers);
+  for (const TaskClassConfig& c : config.task_classes) classes_.add(c.name, c.shares);
 }
 
 LocalExecutor::LocalExecutor(const ShardConfig& config, mesh::Mesh& mesh, unsigned shard_id)
@@ -64,6 +65,7 @@ LocalExecutor::LocalExecutor(const ShardConfig& config, mesh::Mesh& mesh, unsign
   stats_.started_ns = internal::ShardHeartbeat::now_ns();
   arm_wake_read();
   if (config.buffer_pool) buffer_pool_.emplace(driver_, shard_id_, config.buffers);
+  for (const TaskClassConfig& c : config.task_classes) classes_.add(c.name, c.shares);
 }
 
 LocalExecutor::~LocalExecutor() {
@@ -100,13 +102,6 @@ void LocalExecutor::arm_wake_read() {
   io_uring_prep_read(sqe, endpoint_.wake_fd(), &wake_read_.counter, sizeof wake_read_.counter, 0);
 }
 
-void LocalExecutor::schedule(internal::TaskState* t) noexcept {
-  using Phase = internal::TaskState::Phase;
-  if (t->phase == Phase::queued || t->phase == Phase::done) return;
-  t->phase = Phase::queued;
-  ready_.push_back(t);
-}
-
 void LocalExecutor::cancel(internal::TaskState* t) noexcept {
   using Phase = internal::TaskState::Phase;
   if (t->phase == Phase::done || t->cancel_requested) return;
@@ -136,10 +131,40 @@ void LocalExecutor::run_turn() {
 }
 
 void LocalExecutor::run_ready_tasks() {
+  if (classes_.count() == 1) {
+    run_class<false>(classes_.entry(0), config_.task_budget, 0, nullptr);
+    return;
+  }
+  // One clock reading per task: the end of a task is the start of the next.
+  unsigned budget = config_.task_budget;
+  std::int64_t now = internal::ShardHeartbeat::now_ns();
+  while (budget > 0) {
+    internal::ClassScheduler::Entry* cls = classes_.pick();
+    if (cls == nullptr) break;
+    std::int64_t started = now;
+    budget -= run_class<true>(*cls, budget, started + class_slice_ns, &now);
+    internal::ClassScheduler::charge(*cls, static_cast<std::uint64_t>(now - started));
+    if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;
+    if (endpoint_.has_staged() || endpoint_.inbound_waiting()) break;
+  }
+}
+
+template <bool Timed>
+unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::int64_t until,
+                                  std::int64_t* now) {
   using Phase = internal::TaskState::Phase;
-  for (unsigned budget = config_.task_budget; budget > 0; --budget) {
-    internal::TaskState* t = ready_.pop_front();
+  internal::ReadyQueue& queue = cls.queue;
+  unsigned ran = 0;
+  while (ran < budget) {
+    // Every few tasks, end early if the mesh has something to send or to
+    // receive, so tasks that keep yielding do not hold messages back for a
+    // whole budget.
+    if ((ran & (mesh_check_interval - 1)) == mesh_check_interval - 1 &&
+        (endpoint_.has_staged() || endpoint_.inbound_waiting()))
+      break;
+    internal::TaskState* t = queue.pop_front();
     if (t == nullptr) break;
+    ++ran;
     if (t->cancel_requested) {
       cancel_now(t);
       continue;
@@ -147,7 +172,7 @@ void LocalExecutor::run_ready_tasks() {
     t->phase = Phase::running;
     t->add_ref();  // the task may finish (and be freed) inside resume()
     current_ = t;
-    ++stats_.tasks_run;
+    ++cls.stats.tasks_run;
     t->resume_point.resume();
     current_ = nullptr;
     if (t->phase == Phase::running) {
@@ -156,7 +181,12 @@ void LocalExecutor::run_ready_tasks() {
     }
     t->release();
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
+    if constexpr (Timed) {
+      *now = internal::ShardHeartbeat::now_ns();
+      if (*now >= until) break;
+    }
   }
+  return ran;
 }
 
 void LocalExecutor::fire_due_timers() {
@@ -178,11 +208,29 @@ bool LocalExecutor::try_park() noexcept {
   return true;
 }
 
+bool LocalExecutor::spin_for_work(std::optional<Clock::time_point> deadline) noexcept {
+  if (config_.idle_spin_us == 0) return false;
+  Clock::time_point until = Clock::now() + std::chrono::microseconds(config_.idle_spin_us);
+  if (deadline && *deadline < until) until = *deadline;
+  for (unsigned i = 0;; ++i) {
+    if (endpoint_.inbound_waiting() || driver_.has_pending_completions() || stop_requested()) return true;
+    if (blocking_inbox_ != nullptr && blocking_inbox_->has_results()) return true;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 63) == 63) {
+      Clock::time_point now = Clock::now();
+      if (now >= until) return deadline && *deadline <= now;
+    }
+  }
+}
+
 void LocalExecutor::poll_or_park() {
-  bool idle = ready_.empty() && !endpoint_.has_inbound_backlog() && !stop_requested() &&
+  bool idle = classes_.empty() && !endpoint_.has_inbound_backlog() && !stop_requested() &&
               !(block_on_task_ != nullptr && block_on_task_->done());
   std::optional<Clock::time_point> deadline = timers_.next_deadline();
   if (idle && deadline && *deadline <= Clock::now()) idle = false;
+  if (idle && spin_for_work(deadline)) idle = false;
   if (!idle || !try_park()) {
     driver_.enter(false);
     return;
@@ -217,8 +265,9 @@ void LocalExecutor::cancel_now(internal::TaskState* t) noexcept {
 void LocalExecutor::destroy_all_tasks() noexcept {
   // Queued tasks are all live (finished tasks are never queued), so emptying
   // the queue and cancelling every live task leaves nothing behind.
-  while (live_head_ != nullptr || !ready_.empty()) {
-    while (internal::TaskState* q = ready_.pop_front()) q->phase = internal::TaskState::Phase::suspended;
+  while (live_head_ != nullptr || !classes_.empty()) {
+    for (unsigned c = 0; c < classes_.count(); ++c)
+      while (internal::TaskState* q = classes_.entry(c).queue.pop_front()) q->phase = internal::TaskState::Phase::suspended;
     if (live_head_ != nullptr) {
       internal::TaskState* t = live_head_;
       t->cancel_requested = true;
@@ -227,19 +276,24 @@ void LocalExecutor::destroy_all_tasks() noexcept {
   }
 }
 
-void LocalExecutor::link_live(internal::TaskState* t) noexcept {
-  t->live_prev = nullptr;
-  t->live_next = live_head_;
-  if (live_head_) live_head_->live_prev = t;
-  live_head_ = t;
-  ++live_count_;
+ExecutorStats LocalExecutor::stats() const noexcept {
+  ExecutorStats s = stats_;
+  for (unsigned c = 0; c < classes_.count(); ++c) {
+    s.tasks_spawned += classes_.entry(c).stats.tasks_spawned;
+    s.tasks_run += classes_.entry(c).stats.tasks_run;
+  }
+  return s;
 }
 
-void LocalExecutor::unlink_live(internal::TaskState* t) noexcept {
-  (t->live_prev ? t->live_prev->live_next : live_head_) = t->live_next;
-  if (t->live_next) t->live_next->live_prev = t->live_prev;
-  t->live_prev = t->live_next = nullptr;
-  --live_count_;
+TaskClass LocalExecutor::find_task_class(std::string_view name) const {
+  if (std::optional<TaskClass> c = classes_.find(name)) return *c;
+  throw RuntimeMisuse("veloq: shard " + std::to_string(shard_id_) + " has no task class '" + std::string(name) + "'");
+}
+
+std::vector<TaskClassStats> LocalExecutor::task_class_stats() const {
+  std::vector<TaskClassStats> all;
+  for (unsigned c = 0; c < classes_.count(); ++c) all.push_back(classes_.entry(c).stats);
+  return all;
 }
 
 }  // namespace veloq

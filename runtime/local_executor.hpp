@@ -1,17 +1,23 @@
 // LocalExecutor: one shard's single-threaded scheduler.
 //
-// It owns the shard's ready queue of tasks, its timers, its end of the mesh,
-// its io_uring driver and its frame pool. Its loop, one turn at a time:
-//   1. run_ready_tasks()   up to `task_budget` tasks
+// It owns the shard's ready queues (one per task class), its timers, its end
+// of the mesh, its io_uring driver and its frame pool. Its loop, one turn at a
+// time:
+//   1. run_ready_tasks()   up to `task_budget` tasks; with several task
+//                          classes, the class with the least virtual runtime
+//                          first (runtime/class_scheduler.hpp)
 //   2. fire_due_timers()
 //   3. collect_blocking_results()  wake tasks whose spawn_blocking calls ended
 //   4. drain_inbound()     up to `mesh_budget` messages from other shards
 //   5. flush_outbound()    push staged mesh batches, wake parked peers
 //   6. poll_or_park()      the turn's single io_uring_enter: submit, collect,
 //                          and sleep there if nothing else is left to do
+//                          (after spinning `idle_spin_us` for work to arrive)
 //   7. reap_completions()  run completion handlers (they wake tasks)
 // Budgets on steps 1 and 4 keep mesh work and local tasks from starving each
-// other; step 1 also ends early once the turn has used its time quota. Nothing here is thread-safe except request_stop(): every other call
+// other; step 1 also ends early once the turn has used its time quota, or,
+// every few tasks, when mesh messages wait to go out or come in.
+// Nothing here is thread-safe except request_stop(): every other call
 // belongs to the shard's own thread.
 #pragma once
 
@@ -21,10 +27,11 @@
 #include <veloq/runtime/errors.hpp>
 #include <veloq/runtime/frame_pool.hpp>
 #include <veloq/runtime/join_handle.hpp>
-#include <veloq/runtime/ready_queue.hpp>
+#include <veloq/runtime/class_scheduler.hpp>
 #include <veloq/runtime/runtime_context.hpp>
 #include <veloq/runtime/shard_config.hpp>
 #include <veloq/runtime/task.hpp>
+#include <veloq/runtime/task_class.hpp>
 #include <veloq/runtime/timer_queue.hpp>
 
 #include <cstdint>
@@ -34,7 +41,9 @@
 #include <veloq/runtime/source_location.hpp>
 #include <veloq/runtime/stall_detector.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 namespace veloq {
 
@@ -43,13 +52,16 @@ namespace internal {
 class BlockingInbox;
 }
 
+// How to spawn a task: its name (shown in task dumps and failure logs) and
+// its priority class (by default the spawning task's class).
 struct SpawnOptions {
-  const char* name = nullptr;  // shown in task dumps and in failure logs
+  const char* name = nullptr;
+  TaskClass task_class{};
 };
 
 struct ExecutorStats {
-  std::uint64_t tasks_spawned = 0;
-  std::uint64_t tasks_run = 0;       // resumptions
+  std::uint64_t tasks_spawned = 0;   // every class together
+  std::uint64_t tasks_run = 0;       // resumptions, every class together
   std::uint64_t loop_turns = 0;
   std::uint64_t parks = 0;
   std::uint64_t timers_fired = 0;
@@ -92,8 +104,21 @@ class LocalExecutor {
   void destroy_all_tasks() noexcept;
 
   internal::TaskState* current_task() const noexcept { return current_; }
-  void schedule(internal::TaskState* t) noexcept;
+  void schedule(internal::TaskState* t) noexcept {
+    using Phase = internal::TaskState::Phase;
+    if (t->phase == Phase::queued || t->phase == Phase::done) return;
+    t->phase = Phase::queued;
+    classes_.push(t);
+  }
   void cancel(internal::TaskState* t) noexcept;
+
+  // Priority classes (runtime/task_class.hpp). Classes are per shard; those
+  // in ShardConfig::task_classes exist on every shard with the same ids.
+  TaskClass create_task_class(std::string name, unsigned shares) { return classes_.add(std::move(name), shares); }
+  void set_task_class_shares(TaskClass c, unsigned shares) { classes_.set_shares(c, shares); }
+  // The class called `name`; throws RuntimeMisuse if this shard has none.
+  TaskClass find_task_class(std::string_view name) const;
+  std::vector<TaskClassStats> task_class_stats() const;
 
   internal::TimerQueue& timers() noexcept { return timers_; }
   io::Driver& driver() noexcept { return driver_; }
@@ -101,7 +126,7 @@ class LocalExecutor {
   internal::FramePool& frame_pool() noexcept { return frame_pool_; }
   // The shard's registered buffer pool (null when ShardConfig::buffer_pool is off).
   buffers::BufferPool* buffer_pool() noexcept { return buffer_pool_ ? &*buffer_pool_ : nullptr; }
-  const ExecutorStats& stats() const noexcept { return stats_; }
+  ExecutorStats stats() const noexcept;
   const ShardConfig& config() const noexcept { return config_; }
 
   // The pool behind spawn_blocking: the runtime's, or (standalone) one made on first use.
@@ -129,14 +154,36 @@ class LocalExecutor {
  private:
   void run_turn();
   void run_ready_tasks();
+  // Runs up to `budget` tasks of one class. A timed run also stops at `until`
+  // and leaves in `*now` the clock reading taken after its last task.
+  template <bool Timed>
+  unsigned run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::int64_t until, std::int64_t* now);
   void fire_due_timers();
   void collect_blocking_results();
   void poll_or_park();
+  // Looks for work for up to idle_spin_us before the shard parks; true if some arrived.
+  bool spin_for_work(std::optional<Clock::time_point> deadline) noexcept;
   bool try_park() noexcept;
   void arm_wake_read();
   void cancel_now(internal::TaskState* t) noexcept;
-  void link_live(internal::TaskState* t) noexcept;
-  void unlink_live(internal::TaskState* t) noexcept;
+  void link_live(internal::TaskState* t) noexcept {
+    t->live_prev = nullptr;
+    t->live_next = live_head_;
+    if (live_head_) live_head_->live_prev = t;
+    live_head_ = t;
+    ++live_count_;
+  }
+  void unlink_live(internal::TaskState* t) noexcept {
+    (t->live_prev ? t->live_prev->live_next : live_head_) = t->live_next;
+    if (t->live_next) t->live_next->live_prev = t->live_prev;
+    t->live_prev = t->live_next = nullptr;
+    --live_count_;
+  }
+
+  // With several classes, the longest one class runs before the next pick.
+  static constexpr std::int64_t class_slice_ns = 100'000;
+  // Tasks run between two looks at the mesh (a power of two).
+  static constexpr unsigned mesh_check_interval = 16;
 
   struct WakeRead : io::Completion {
     LocalExecutor* owner = nullptr;
@@ -155,7 +202,7 @@ class LocalExecutor {
   io::Driver driver_;
   mesh::MeshEndpoint endpoint_;
   std::optional<buffers::BufferPool> buffer_pool_;  // before the driver goes: it unregisters from it
-  internal::ReadyQueue ready_;
+  internal::ClassScheduler classes_;
   internal::TimerQueue timers_;
   internal::TaskState* current_ = nullptr;
   internal::TaskState* live_head_ = nullptr;
@@ -191,6 +238,9 @@ void set_cancelled_outcome(TaskState* t) noexcept {
 template <typename T>
 JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, SourceLocation site) {
   if (!task.valid()) throw RuntimeMisuse("veloq: spawn of an empty Task");
+  std::uint8_t cls = options.task_class.inherits() ? (current_ != nullptr ? current_->sched_class : 0)
+                                                   : options.task_class.index();
+  if (cls >= classes_.count()) throw RuntimeMisuse("veloq: spawn with a task class this shard does not have");
   auto* s = new (frame_pool_.allocate(sizeof(internal::TypedTaskState<T>))) internal::TypedTaskState<T>();
   auto h = task.release();
   h.promise().set_root_task(s);
@@ -199,12 +249,13 @@ JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, SourceLoc
   s->resume_point = h;
   s->executor = this;
   s->name = options.name;
+  s->sched_class = cls;
   s->spawn_site = site;
   if (config_.track_tasks) s->spawned_at_ns = static_cast<std::uint64_t>(internal::ShardHeartbeat::now_ns());
   s->destroy_self = &internal::destroy_typed_state<T>;
   s->set_cancelled = &internal::set_cancelled_outcome<T>;
   link_live(s);
-  ++stats_.tasks_spawned;
+  ++classes_.entry(s->sched_class).stats.tasks_spawned;
   schedule(s);
   return JoinHandle<T>(s);
 }
@@ -230,6 +281,17 @@ template <typename T>
 JoinHandle<T> spawn(Task<T> task, SpawnOptions options = {},
                     SourceLocation site = SourceLocation::current()) {
   return RuntimeContext::current("spawn").executor().spawn(std::move(task), options, site);
+}
+
+// The current shard's task class called `name`; throws RuntimeMisuse if it has none.
+inline TaskClass find_task_class(std::string_view name) {
+  return RuntimeContext::current("find_task_class").executor().find_task_class(name);
+}
+
+// Adds a task class to the current shard only (classes every shard needs go in
+// ShardConfig::task_classes, so their ids agree).
+inline TaskClass create_task_class(std::string name, unsigned shares) {
+  return RuntimeContext::current("create_task_class").executor().create_task_class(std::move(name), shares);
 }
 
 }  // namespace veloq

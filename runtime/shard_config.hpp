@@ -5,8 +5,10 @@
 #include <veloq/buffers/buffer_pool.hpp>
 #include <veloq/io/driver.hpp>
 #include <veloq/mesh/mesh_endpoint.hpp>
+#include <veloq/runtime/task_class.hpp>
 
 #include <chrono>
+#include <vector>
 
 namespace veloq {
 
@@ -22,6 +24,12 @@ struct ShardConfig {
   unsigned task_budget = 256;
   // Inbound mesh messages run per loop turn before local tasks get a turn again.
   unsigned mesh_budget = 1024;
+  // How long a shard that runs out of work keeps looking for more before it
+  // parks in the kernel. Waking a parked shard costs the sender a syscall and
+  // the receiver a reschedule (tens of microseconds on a virtual machine); an
+  // idle shard spins only right after it has worked, so this costs nothing
+  // while the runtime stays idle. 0 parks at once.
+  unsigned idle_spin_us = 50;
   mesh::MeshConfig mesh;
   io::DriverConfig driver;
   BlockingPoolConfig blocking_pool;
@@ -32,6 +40,9 @@ struct ShardConfig {
   // expired" flag: maybe_yield() then yields and the task batch ends early.
   // Zero turns the quota off.
   std::chrono::microseconds task_quota{500};
+  // Task classes created on every shard, after the default class, with ids
+  // 1, 2, ... in this order (runtime/task_class.hpp).
+  std::vector<TaskClassConfig> task_classes;
   // Record each task's spawn time, shown as its age by dump_tasks().
   bool track_tasks = false;
 };

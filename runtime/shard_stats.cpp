@@ -5,7 +5,7 @@ namespace veloq {
 
 ShardStats shard_stats() {
   LocalExecutor& ex = RuntimeContext::current("shard_stats").executor();
-  const ExecutorStats& e = ex.stats();
+  const ExecutorStats e = ex.stats();
   const mesh::MeshStats& m = ex.mesh().stats();
   const io::DriverStats& d = ex.driver().stats();
   ShardStats s;
@@ -27,6 +27,7 @@ ShardStats shard_stats() {
   s.ring_submitted = d.submitted;
   s.ring_completed = d.completed;
   s.ring_enters = d.enters;
+  s.classes = ex.task_class_stats();
   return s;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <veloq/runtime/task.hpp>
+#include <veloq/runtime/task_class.hpp>
 
 #include <cstdint>
 #include <vector>
@@ -34,6 +35,8 @@ struct ShardStats {
   std::uint64_t ring_submitted = 0;
   std::uint64_t ring_completed = 0;
   std::uint64_t ring_enters = 0;
+  // Per task class, indexed by TaskClass::index(); the default class first.
+  std::vector<TaskClassStats> classes;
 
   double busy_fraction() const noexcept {
     std::uint64_t total = busy_ns + parked_ns;

@@ -60,11 +60,11 @@ struct Result {
   std::string metric;  // "tasks/s", "ns/round trip", ...
   double veloq = 0;
   std::string baseline_name;      // empty: no baseline
-  std::optional<double> baseline;
+  std::optional<double> baseline{};
   bool higher_is_better = true;
   Goal goal;
   unsigned runs = 0;
-  std::vector<std::pair<std::string, ExtraValue>> extra;
+  std::vector<std::pair<std::string, ExtraValue>> extra{};
 
   // veloq/baseline, or baseline/veloq when lower is better; none without a positive baseline.
   std::optional<double> ratio() const noexcept;

@@ -1,0 +1,70 @@
+// ClassScheduler: the ready queues of one shard's task classes and the choice
+// of which class runs next.
+//
+// Each class keeps a virtual runtime: the time its tasks have run, scaled by
+// 1/shares. Among the classes with ready tasks, the one with the smallest
+// virtual runtime runs next, so over time busy classes receive CPU time in
+// proportion to their shares. A class that had no ready task is inactive; when
+// it becomes ready again its virtual runtime is raised to the smallest one of
+// the active classes (never lowered), so time it spent idle is not credit it
+// can spend monopolising the shard afterwards.
+//
+// The executor asks pick() and charge() only while more than one class exists;
+// with the default class alone it runs queue(0) directly.
+#pragma once
+
+#include <veloq/runtime/ready_queue.hpp>
+#include <veloq/runtime/task_class.hpp>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace veloq::internal {
+
+class ClassScheduler {
+ public:
+  static constexpr unsigned max_classes = 32;
+  static constexpr unsigned default_shares = 100;
+
+  struct Entry {
+    ReadyQueue queue;
+    std::uint64_t vruntime = 0;  // runtime_ns * 1024 / shares, plus catch-ups
+    unsigned shares = default_shares;
+    bool active = false;         // had ready tasks at the last pick()
+    TaskClassStats stats;
+  };
+
+  ClassScheduler();
+
+  // Adds a class; throws RuntimeMisuse for a duplicate name, zero shares or
+  // more than max_classes classes.
+  TaskClass add(std::string name, unsigned shares);
+  void set_shares(TaskClass c, unsigned shares);
+  std::optional<TaskClass> find(std::string_view name) const noexcept;
+  unsigned count() const noexcept { return count_; }
+  // True if `c` names a class of this shard (or inherits).
+  bool valid(TaskClass c) const noexcept { return c.inherits() || c.index() < count_; }
+
+  Entry& entry(unsigned index) noexcept { return classes_[index]; }
+  const Entry& entry(unsigned index) const noexcept { return classes_[index]; }
+  void push(TaskState* t) noexcept { classes_[t->sched_class].queue.push_back(t); }
+  bool empty() const noexcept;
+
+  // The class with ready tasks that should run next, or null if none has any.
+  Entry* pick() noexcept;
+  // Accounts `ns` of running time to `e`.
+  static void charge(Entry& e, std::uint64_t ns) noexcept {
+    e.stats.runtime_ns += ns;
+    e.vruntime += ns * 1024 / e.shares;
+  }
+
+ private:
+  std::array<Entry, max_classes> classes_;
+  unsigned count_ = 0;
+  std::uint64_t min_vruntime_ = 0;  // never decreases
+};
+
+}  // namespace veloq::internal
