@@ -35,8 +35,10 @@ Task<int> wait_on(sigset_t set) {
 }
 }  // namespace
 
-void block_stop_signals() {
-  sigset_t set = set_of({SIGINT, SIGTERM});
+void block_stop_signals() { block_signals({SIGINT, SIGTERM}); }
+
+void block_signals(std::initializer_list<int> signals) {
+  sigset_t set = set_of(signals);
   if (int rc = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0) throw IoError(rc, "pthread_sigmask");
 }
 

@@ -29,6 +29,8 @@ namespace veloq::io {
 
 // Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts later).
 void block_stop_signals();
+// The same for any set of signals (SIGUSR2 for task dumps, say).
+void block_signals(std::initializer_list<int> signals);
 
 // Completes when SIGINT or SIGTERM is delivered to the process and returns
 // its number. The signals must have been blocked (block_stop_signals).

@@ -278,11 +278,15 @@ void LocalExecutor::destroy_all_tasks() noexcept {
 
 ExecutorStats LocalExecutor::stats() const noexcept {
   ExecutorStats s = stats_;
-  for (unsigned c = 0; c < classes_.count(); ++c) {
-    s.tasks_spawned += classes_.entry(c).stats.tasks_spawned;
-    s.tasks_run += classes_.entry(c).stats.tasks_run;
-  }
+  for (unsigned c = 0; c < classes_.count(); ++c) s.tasks_run += classes_.entry(c).stats.tasks_run;
   return s;
+}
+
+std::uint8_t LocalExecutor::resolve_class(TaskClass requested) const {
+  if (requested.inherits()) return current_ != nullptr ? current_->sched_class : 0;
+  if (requested.index() >= classes_.count())
+    throw RuntimeMisuse("veloq: spawn with a task class this shard does not have");
+  return requested.index();
 }
 
 TaskClass LocalExecutor::find_task_class(std::string_view name) const {
@@ -292,7 +296,12 @@ TaskClass LocalExecutor::find_task_class(std::string_view name) const {
 
 std::vector<TaskClassStats> LocalExecutor::task_class_stats() const {
   std::vector<TaskClassStats> all;
-  for (unsigned c = 0; c < classes_.count(); ++c) all.push_back(classes_.entry(c).stats);
+  std::uint64_t spawned_elsewhere = 0;
+  for (unsigned c = 0; c < classes_.count(); ++c) {
+    all.push_back(classes_.entry(c).stats);
+    if (c != 0) spawned_elsewhere += all.back().tasks_spawned;
+  }
+  all[0].tasks_spawned = stats_.tasks_spawned - spawned_elsewhere;
   return all;
 }
 

@@ -182,6 +182,8 @@ class LocalExecutor {
 
   // With several classes, the longest one class runs before the next pick.
   static constexpr std::int64_t class_slice_ns = 100'000;
+  // The class a task spawned with `requested` joins; throws for a class this shard lacks.
+  std::uint8_t resolve_class(TaskClass requested) const;
   // Tasks run between two looks at the mesh (a power of two).
   static constexpr unsigned mesh_check_interval = 16;
 
@@ -238,9 +240,8 @@ void set_cancelled_outcome(TaskState* t) noexcept {
 template <typename T>
 JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, SourceLocation site) {
   if (!task.valid()) throw RuntimeMisuse("veloq: spawn of an empty Task");
-  std::uint8_t cls = options.task_class.inherits() ? (current_ != nullptr ? current_->sched_class : 0)
-                                                   : options.task_class.index();
-  if (cls >= classes_.count()) throw RuntimeMisuse("veloq: spawn with a task class this shard does not have");
+  std::uint8_t cls = 0;
+  if (classes_.count() > 1 || !options.task_class.inherits()) [[unlikely]] cls = resolve_class(options.task_class);
   auto* s = new (frame_pool_.allocate(sizeof(internal::TypedTaskState<T>))) internal::TypedTaskState<T>();
   auto h = task.release();
   h.promise().set_root_task(s);
@@ -255,7 +256,8 @@ JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, SourceLoc
   s->destroy_self = &internal::destroy_typed_state<T>;
   s->set_cancelled = &internal::set_cancelled_outcome<T>;
   link_live(s);
-  ++classes_.entry(s->sched_class).stats.tasks_spawned;
+  ++stats_.tasks_spawned;
+  if (cls != 0) ++classes_.entry(cls).stats.tasks_spawned;  // the default class's count is the rest
   schedule(s);
   return JoinHandle<T>(s);
 }

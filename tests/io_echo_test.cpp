@@ -46,7 +46,7 @@ bool read_until(int fd, std::string& text, const std::string& needle, int timeou
 
 }  // namespace
 
-TEST_CASE("veloq-echo echoes, stops on SIGINT with status 0 and prints its counters") {
+TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with status 0 and prints its counters") {
   std::string binary = echo_binary();
   if (::access(binary.c_str(), X_OK) != 0) {
     MESSAGE("veloq-echo not built (" << binary << "); skipped");
@@ -81,6 +81,12 @@ TEST_CASE("veloq-echo echoes, stops on SIGINT with status 0 and prints its count
       CHECK(reply == message);
     }
   }(port));
+
+  // SIGUSR2: a dump of every shard's live tasks, naming the acceptors.
+  REQUIRE(::kill(pid, SIGUSR2) == 0);
+  CHECK(read_until(out[0], text, "echo acceptor", 10000));
+  CHECK(text.find("task dump:") != std::string::npos);
+  CHECK(text.find("task dumper") != std::string::npos);
 
   REQUIRE(::kill(pid, SIGINT) == 0);
   // Wait for the exit through a pidfd, bounded, without sleeping.

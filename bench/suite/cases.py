@@ -572,7 +572,9 @@ MICRO = [("spawn", "veloq-bench-spawn", "task spawn + join throughput against a 
          ("mesh", "veloq-bench-mesh", "cross-shard messages through the SPSC mesh"),
          ("submit", "veloq-bench-submit", "io_uring submission path cost per operation"),
          ("idle", "veloq-bench-idle", "wake-up latency and CPU use of a parked shard"),
-         ("nop", "veloq-bench-nop", "IORING_OP_NOP round trips through the driver vs raw liburing")]
+         ("nop", "veloq-bench-nop", "IORING_OP_NOP round trips through the driver vs raw liburing"),
+         ("sched", "veloq-bench-sched", "task classes (cost, fairness of shares) and ping delay "
+          "under a maybe_yield loop")]
 
 CASES: list[Case] = [
     *(Case(name, f"micro: {what} ({binary})", micro_case(name, binary), 0, 0, ("micro",))

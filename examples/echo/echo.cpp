@@ -7,14 +7,17 @@
 // port 0, shard 0 binds first and the others reuse the port it was given.
 // Each connection is a task that reads into its own buffer and writes back
 // what it read. Prints "listening on HOST:PORT" once every shard listens;
-// on SIGINT or SIGTERM it stops, prints per-shard counters and exits 0.
+// on SIGINT or SIGTERM it stops, prints per-shard counters and exits 0. On
+// SIGUSR2 it prints every live task of every shard (name, spawn site, state).
 #include <veloq/io/signals.hpp>
 #include <veloq/io/tcp_listener.hpp>
 #include <veloq/io/tcp_stream.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/log.hpp>
 #include <veloq/runtime/runtime.hpp>
+#include <veloq/runtime/task_dump.hpp>
 
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <array>
@@ -23,6 +26,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -122,6 +126,17 @@ veloq::Task<void> accept_connections(veloq::io::TcpListener listener, ShardCount
   }
 }
 
+// On every SIGUSR2, prints what each live task of each shard is doing.
+veloq::Task<void> dump_tasks_on_sigusr2() {
+  for (;;) {
+    veloq::Task<int> signal = veloq::io::wait_for_signal({SIGUSR2});  // g++ 12 rejects the list inside co_await
+    co_await std::move(signal);
+    std::string dump = co_await veloq::dump_all_tasks();
+    std::printf("task dump:\n%s", dump.c_str());
+    std::fflush(stdout);
+  }
+}
+
 // Binds this shard's listener and starts accepting; returns the bound address.
 veloq::io::SocketAddress start_listening(const veloq::io::SocketAddress& address, ShardCounters& counters) {
   auto listener = veloq::io::TcpListener::bind(address, {.reuse_port = true});
@@ -136,6 +151,7 @@ int main(int argc, char** argv) {
   Options options;
   if (int parsed = parse_options(argc, argv, options); parsed != 0) return parsed == 1 ? 0 : 2;
   veloq::io::block_stop_signals();  // before any thread starts: every shard inherits the mask
+  veloq::io::block_signals({SIGUSR2});
   raise_fd_limit();
 
   std::vector<ShardCounters> counters(options.shards);
@@ -150,6 +166,7 @@ int main(int argc, char** argv) {
       address = start_listening(address, counters[0]);
       for (unsigned shard = 1; shard < options.shards; ++shard)
         co_await veloq::submit_to(shard, [address, &counters, shard] { start_listening(address, counters[shard]); });
+      veloq::spawn(dump_tasks_on_sigusr2(), {.name = "task dumper"}).detach();
       std::printf("listening on %s\n", address.to_string().c_str());
       std::fflush(stdout);
       co_await veloq::io::wait_for_stop_signal();
