@@ -242,7 +242,9 @@ JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, SourceLoc
   if (!task.valid()) throw RuntimeMisuse("veloq: spawn of an empty Task");
   std::uint8_t cls = 0;
   if (classes_.count() > 1 || !options.task_class.inherits()) [[unlikely]] cls = resolve_class(options.task_class);
-  auto* s = new (frame_pool_.allocate(sizeof(internal::TypedTaskState<T>))) internal::TypedTaskState<T>();
+  // Default- rather than value-initialized (no "()"): every member has its own
+  // initializer, and value-initialization would first zero the whole block.
+  auto* s = new (frame_pool_.allocate(sizeof(internal::TypedTaskState<T>))) internal::TypedTaskState<T>;
   auto h = task.release();
   h.promise().set_root_task(s);
   h.promise().redirect_outcome(&s->outcome);
