@@ -37,3 +37,8 @@
 #ifndef IORING_ASYNC_CANCEL_ANY
 #define IORING_ASYNC_CANCEL_ANY (1U << 2)
 #endif
+// IORING_OP_MSG_RING (5.18) copies the CQE flags from sqe->file_index into
+// the CQE it posts to the target ring when this is set (6.3).
+#ifndef IORING_MSG_RING_FLAGS_PASS
+#define IORING_MSG_RING_FLAGS_PASS (1U << 1)
+#endif

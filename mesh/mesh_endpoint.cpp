@@ -1,19 +1,122 @@
 #include <veloq/mesh/mesh_endpoint.hpp>
 #include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/log.hpp>
 
 #include <atomic>
 #include <bit>
+#include <cerrno>
+#include <cstring>
+#include <utility>
 
 namespace veloq::mesh {
 
-MeshEndpoint::MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config)
+namespace {
+
+// Says once per process why shards wake one another with the eventfd although
+// MSG_RING was asked for.
+void log_msg_ring_refused(const char* why) noexcept {
+  static std::atomic<bool> logged{false};
+  if (!logged.exchange(true, std::memory_order_relaxed)) {
+    try {
+      log().debug("IORING_OP_MSG_RING wake-ups unavailable ({}); waking parked shards with their eventfd", why);
+    } catch (...) {
+    }
+  }
+}
+
+bool kernel_has_msg_ring(io::Driver& driver) {
+  io_uring_probe* probe = io_uring_get_probe_ring(&driver.ring());
+  if (probe == nullptr) return false;
+  bool supported = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
+  io_uring_free_probe(probe);
+  return supported;
+}
+
+}  // namespace
+
+MeshEndpoint::MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config, io::Driver* driver)
     : mesh_(mesh),
       self_(self),
       own_signal_(&mesh.signal(self)),
       config_(config),
       outboxes_(mesh.shard_count()),
-      backlog_(mesh.signal(self).words(), 0) {
+      backlog_(mesh.signal(self).words(), 0),
+      driver_(driver) {
   dirty_.reserve(mesh.shard_count());
+  if (driver_ != nullptr && config.wake == WakeMethod::msg_ring) {
+    if (kernel_has_msg_ring(*driver_)) {
+      msg_ring_ = true;
+      wake_sent_.resize(mesh.shard_count());
+      for (unsigned to = 0; to < mesh.shard_count(); ++to) {
+        wake_sent_[to].owner = this;
+        wake_sent_[to].to = to;
+        wake_sent_[to].on_complete = [](io::Completion* c, int result, std::uint32_t) noexcept {
+          if (result < 0) {
+            auto* sent = static_cast<WakeSent*>(c);
+            sent->owner->msg_ring_failed(sent->to, result);
+          }
+        };
+      }
+      own_signal_->publish_ring_fd(driver_->ring_fd());
+    } else {
+      log_msg_ring_refused("the kernel does not know the opcode");
+    }
+  }
+}
+
+MeshEndpoint::~MeshEndpoint() {
+  if (driver_ != nullptr && config_.wake == WakeMethod::msg_ring) own_signal_->publish_ring_fd(-1);
+}
+
+void MeshEndpoint::wake(unsigned to) noexcept {
+  ++stats_.wakeups_sent;
+  ShardSignal& peer = mesh_.signal(to);
+  if (in_turn_) {
+    int fd = peer.ring_fd();
+    io_uring_sqe* sqe = nullptr;
+    if (fd >= 0) {
+      try {
+        sqe = driver_->prepare(&wake_sent_[to]);
+      } catch (...) {  // the submission queue stayed full: fall through to the eventfd
+      }
+    }
+    if (sqe != nullptr) {
+      // Posts {user_data 0, res 0, flags F_MORE} into the peer's ring: a CQE
+      // that only ends its wait. user_data 0 is a completion its Driver
+      // ignores, and F_MORE keeps that Driver, which never submitted the
+      // operation, from counting it as one that ended.
+      io_uring_prep_msg_ring(sqe, fd, 0, 0, IORING_MSG_RING_FLAGS_PASS);
+      sqe->file_index = IORING_CQE_F_MORE;
+      msg_ring_unsubmitted_ = true;
+      ++stats_.wakeups_msg_ring;
+      return;
+    }
+  }
+  peer.wake();
+}
+
+void MeshEndpoint::msg_ring_failed(unsigned to, int error) noexcept {
+  // This shard claimed the peer's wake-up and the MSG_RING did not deliver
+  // it: the eventfd does.
+  mesh_.signal(to).wake();
+  if (error == -EOVERFLOW || error == -EAGAIN) return;  // a full or busy target: try again next time
+  if (msg_ring_) {
+    msg_ring_ = false;
+    in_turn_ = false;
+    log_msg_ring_refused(std::strerror(-error));
+  }
+}
+
+void MeshEndpoint::leave_turn_early() noexcept {
+  // The turn ended without reaching its io_uring_enter (an exception): send
+  // the MSG_RING wake-ups it prepared now, before this shard might block.
+  in_turn_ = false;
+  if (std::exchange(msg_ring_unsubmitted_, false)) {
+    try {
+      driver_->enter(false);
+    } catch (...) {
+    }
+  }
 }
 
 void MeshEndpoint::send(unsigned to, const MeshMessage& m) {
@@ -51,10 +154,7 @@ bool MeshEndpoint::push_staged(unsigned to) {
     ++stats_.batches_pushed;
     ShardSignal& peer = mesh_.signal(to);
     peer.mark_pending(self_);
-    if (peer.claim_wake()) {
-      ++stats_.wakeups_sent;
-      peer.wake();
-    }
+    if (peer.claim_wake()) wake(to);
   }
   if (box.staged() == 0) {
     box.messages.clear();
@@ -88,7 +188,7 @@ void MeshEndpoint::make_room_visible(unsigned from) noexcept {
     // message from us, and pushes its staged batch again.
     ShardSignal& producer = mesh_.signal(from);
     producer.mark_pending(self_);
-    if (producer.claim_wake()) producer.wake();
+    if (producer.claim_wake()) wake(from);
   }
 }
 

@@ -7,14 +7,28 @@
 // `room_for(shard)`. Inbound, it finds the peers that have sent through the
 // shard's pending bits (no scan over every ring) and runs their messages in
 // batches within a budget, so mesh work and local tasks take turns.
+//
+// Waking a parked receiver: with WakeMethod::msg_ring the endpoint prepares an
+// IORING_OP_MSG_RING SQE on its own shard's ring (see ShardSignal for why no
+// wake-up is lost). It does so only inside a loop turn (between TurnScope's
+// start and end_turn(), which the executor calls right before the turn's
+// io_uring_enter), because only there is an enter known to follow before the
+// shard could block; elsewhere (shutdown, block_on's epilogue) it writes the
+// receiver's eventfd. The receiver's ring must stay open until no peer runs
+// turns any more: Runtime closes rings only after every shard has left its
+// loop. The CQE posted into the receiver carries user_data 0 (ignored) and
+// IORING_CQE_F_MORE (IORING_MSG_RING_FLAGS_PASS), so the receiver's Driver,
+// which never submitted it, does not count it as the end of an operation.
 #pragma once
 
+#include <veloq/io/driver.hpp>
 #include <veloq/mesh/mesh.hpp>
 #include <veloq/mesh/mesh_message.hpp>
 #include <veloq/runtime/wait_list.hpp>
 
 #include <coroutine>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace veloq::mesh {
@@ -23,21 +37,28 @@ struct MeshConfig {
   std::size_t ring_capacity = 4096;  // messages per ordered pair of shards
   unsigned batch = 64;                // staged messages that trigger an early push
   std::size_t room_limit = 8192;      // staged messages per destination before room_for() waits
+  // How this shard wakes parked peers. msg_ring needs kernel 6.3 or later
+  // (IORING_MSG_RING_FLAGS_PASS); a kernel that refuses it gets the eventfd.
+  WakeMethod wake = WakeMethod::eventfd;
 };
 
 struct MeshStats {
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
   std::uint64_t batches_pushed = 0;
-  std::uint64_t wakeups_sent = 0;
+  std::uint64_t wakeups_sent = 0;        // parked peers woken, by either method
+  std::uint64_t wakeups_msg_ring = 0;    // ... of which with IORING_OP_MSG_RING
   std::uint64_t ring_full = 0;
 };
 
 class MeshEndpoint {
  public:
-  MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config);
+  // `driver` is the shard's ring, used to wake peers with MSG_RING when
+  // config.wake asks for it (nullptr: eventfd only).
+  MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config, io::Driver* driver = nullptr);
   MeshEndpoint(const MeshEndpoint&) = delete;
   MeshEndpoint& operator=(const MeshEndpoint&) = delete;
+  ~MeshEndpoint();
 
   unsigned self() const noexcept { return self_; }
   unsigned shard_count() const noexcept { return mesh_.shard_count(); }
@@ -63,6 +84,31 @@ class MeshEndpoint {
   void unpark() noexcept { mesh_.signal(self_).clear_parked(); }
   bool stop_requested() const noexcept { return mesh_.signal(self_).stop_requested(); }
   int wake_fd() const noexcept { return mesh_.signal(self_).wake_fd(); }
+
+  // The method this endpoint wakes peers with now: msg_ring only if asked
+  // for and the kernel has not refused it.
+  WakeMethod wake_method() const noexcept { return msg_ring_ ? WakeMethod::msg_ring : WakeMethod::eventfd; }
+  // A loop turn: from construction to end_turn() (or, if the turn throws,
+  // the destructor) peers may be woken with MSG_RING SQEs.
+  class TurnScope {
+   public:
+    explicit TurnScope(MeshEndpoint& endpoint) noexcept : endpoint_(endpoint) { endpoint.in_turn_ = endpoint.msg_ring_; }
+    TurnScope(const TurnScope&) = delete;
+    TurnScope& operator=(const TurnScope&) = delete;
+    ~TurnScope() {
+      if (endpoint_.in_turn_) endpoint_.leave_turn_early();
+    }
+
+   private:
+    MeshEndpoint& endpoint_;
+  };
+  // Called before the turn's io_uring_enter, which must then submit every
+  // MSG_RING wake-up prepared in the turn (true if there are any); later
+  // wake-ups use the eventfd.
+  bool end_turn() noexcept {
+    in_turn_ = false;
+    return std::exchange(msg_ring_unsubmitted_, false);
+  }
 
   class [[nodiscard("co_await room_for(shard)")]] RoomAwaiter {
    public:
@@ -97,6 +143,16 @@ class MeshEndpoint {
   // Pushes what fits of `to`'s staging into its ring; true if all of it went.
   bool push_staged(unsigned to);
   void make_room_visible(unsigned from) noexcept;
+  // Wakes parked shard `to` whose wake-up this shard claimed.
+  void wake(unsigned to) noexcept;
+  void leave_turn_early() noexcept;
+  void msg_ring_failed(unsigned to, int error) noexcept;
+
+  // The completion of a MSG_RING wake-up on this shard's own ring; one per peer.
+  struct WakeSent : io::Completion {
+    MeshEndpoint* owner = nullptr;
+    unsigned to = 0;
+  };
 
   Mesh& mesh_;
   unsigned self_;
@@ -106,6 +162,11 @@ class MeshEndpoint {
   std::vector<unsigned> dirty_;
   std::vector<std::uint64_t> backlog_;  // peers whose inbound ring we left non-empty
   MeshStats stats_;
+  io::Driver* driver_;
+  bool msg_ring_ = false;              // wake peers with MSG_RING (asked for, not refused)
+  bool in_turn_ = false;               // inside a TurnScope, before end_turn()
+  bool msg_ring_unsubmitted_ = false;  // a MSG_RING wake-up was prepared in this turn
+  std::vector<WakeSent> wake_sent_;    // [peer], only with msg_ring_
 };
 
 }  // namespace veloq::mesh

@@ -10,9 +10,30 @@
 // If the consumer's `parked = true` comes first, the producer's later read of
 // `parked` sees it and wakes the consumer. If the producer's `pending |= bit`
 // comes first, the consumer's later read of `pending` sees the bit and it
-// does not sleep. Either way the message is noticed. The exchange makes sure
-// only one of several producers pays for the wake-up syscall, and a shard that
-// is not parked is never woken with one.
+// does not sleep. Either way the message is noticed.
+//
+// The exchange (claim_wake) decides who wakes: of every producer, blocking
+// pool helper and stopper that finds the flag set, exactly one gets `true`
+// and owes the consumer one wake-up; the others rely on it. A shard that is
+// not parked is never woken with a syscall. How the winner wakes the shard
+// does not matter to the argument, as long as the consumer's wait cannot
+// miss it:
+//  - eventfd (wake(), any thread): the write completes the eventfd read that
+//    is always armed on the consumer's ring.
+//  - IORING_OP_MSG_RING (WakeMethod::msg_ring, a peer shard inside its loop
+//    turn; see MeshEndpoint::wake): the winner prepares an SQE on its own
+//    ring that posts a CQE into the consumer's ring, and submits it in the
+//    io_uring_enter that ends its turn, so it costs no syscall of its own.
+//    The winner claimed after the consumer published `parked`, so the CQE
+//    is posted after that too, and the consumer reaps nothing between
+//    publishing `parked` and its wait: the CQE is either already in the
+//    completion queue when the wait starts (it returns at once) or arrives
+//    during the wait (and ends it). A CQE stays until it is reaped, so it
+//    cannot be missed the way an unread flag could. The wake-up may leave
+//    as late as the end of the winner's turn; nobody else wakes the
+//    consumer meanwhile (the flag is claimed), which costs latency, never a
+//    lost wake-up. If the kernel refuses the MSG_RING, the winner's own CQE
+//    says so and its handler writes the eventfd instead: the wake-up it owed.
 #pragma once
 
 #include <atomic>
@@ -20,6 +41,13 @@
 #include <memory>
 
 namespace veloq::mesh {
+
+// How a shard wakes a parked peer shard (MeshConfig::wake). Wakers that are
+// not shards (blocking pool helpers, Runtime::stop) always use the eventfd.
+enum class WakeMethod : std::uint8_t {
+  eventfd,   // write the peer's eventfd: one syscall by the sender, at once
+  msg_ring,  // an IORING_OP_MSG_RING SQE in the sender's turn-ending io_uring_enter
+};
 
 class ShardSignal {
  public:
@@ -65,6 +93,11 @@ class ShardSignal {
   }
   bool stop_requested() const noexcept { return stop_.load(std::memory_order_seq_cst); }
 
+  // The shard's io_uring fd while peers may wake it with IORING_OP_MSG_RING;
+  // -1 (the default, and again before the ring closes) means eventfd only.
+  void publish_ring_fd(int fd) noexcept { ring_fd_.store(fd, std::memory_order_release); }
+  int ring_fd() const noexcept { return ring_fd_.load(std::memory_order_acquire); }
+
   void publish_parked() noexcept { parked_.store(true, std::memory_order_seq_cst); }
   void clear_parked() noexcept { parked_.store(false, std::memory_order_relaxed); }
   unsigned words() const noexcept { return words_; }
@@ -76,6 +109,7 @@ class ShardSignal {
   };
   alignas(128) std::atomic<bool> parked_{false};
   std::atomic<bool> stop_{false};
+  std::atomic<int> ring_fd_{-1};
   unsigned words_;
   int wake_fd_;
   std::unique_ptr<PaddedWord[]> pending_;

@@ -42,7 +42,7 @@ LocalExecutor::LocalExecutor(const ShardConfig& config)
       own_mesh_(std::make_unique<mesh::Mesh>(1, config.mesh.ring_capacity)),
       mesh_(own_mesh_.get()),
       driver_(config.driver, 0),
-      endpoint_(*mesh_, 0, config.mesh) {
+      endpoint_(*mesh_, 0, config.mesh, &driver_) {
   heartbeat_.quota_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(config.task_quota).count();
   heartbeat_.thread = pthread_self();
   stats_.started_ns = internal::ShardHeartbeat::now_ns();
@@ -57,7 +57,7 @@ LocalExecutor::LocalExecutor(const ShardConfig& config, mesh::Mesh& mesh, unsign
       owner_(std::this_thread::get_id()),
       mesh_(&mesh),
       driver_(config.driver, shard_id),
-      endpoint_(mesh, shard_id, config.mesh) {
+      endpoint_(mesh, shard_id, config.mesh, &driver_) {
   mesh.create_inbound_rings(shard_id);
   heartbeat_.quota_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(config.task_quota).count();
   heartbeat_.shard = shard_id;
@@ -119,6 +119,7 @@ void LocalExecutor::run_until_stopped() {
 }
 
 void LocalExecutor::run_turn() {
+  mesh::MeshEndpoint::TurnScope turn(endpoint_);  // MSG_RING wake-ups of peers ride on this turn's enter
   ++stats_.loop_turns;
   heartbeat_.begin_turn();
   run_ready_tasks();
@@ -228,6 +229,15 @@ bool LocalExecutor::spin_for_work(std::optional<Clock::time_point> deadline) noe
 void LocalExecutor::poll_or_park() {
   bool idle = classes_.empty() && !endpoint_.has_inbound_backlog() && !stop_requested() &&
               !(block_on_task_ != nullptr && block_on_task_->done());
+  // MSG_RING wake-ups of parked peers prepared this turn leave with the enter
+  // below. An idle shard sends them before it spins, so the peers do not wait
+  // for the spin, and reaps its own CQEs for them, so they end neither the
+  // spin nor the park.
+  if (endpoint_.end_turn() && idle) {
+    driver_.enter(false);
+    driver_.reap();
+    idle = classes_.empty();
+  }
   std::optional<Clock::time_point> deadline = timers_.next_deadline();
   if (idle && deadline && *deadline <= Clock::now()) idle = false;
   if (idle && spin_for_work(deadline)) idle = false;

@@ -9,7 +9,8 @@
 //   2. fire_due_timers()
 //   3. collect_blocking_results()  wake tasks whose spawn_blocking calls ended
 //   4. drain_inbound()     up to `mesh_budget` messages from other shards
-//   5. flush_outbound()    push staged mesh batches, wake parked peers
+//   5. flush_outbound()    push staged mesh batches, wake parked peers (an eventfd
+//                          write, or with WakeMethod::msg_ring an SQE step 6 submits)
 //   6. poll_or_park()      the turn's single io_uring_enter: submit, collect,
 //                          and sleep there if nothing else is left to do
 //                          (after spinning `idle_spin_us` for work to arrive)

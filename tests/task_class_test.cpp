@@ -121,7 +121,7 @@ TEST_CASE("a spawned task joins its spawner's class unless given one, and unknow
     CHECK(bg.index() == 1);
     CHECK(find_task_class("default") == TaskClass::default_class());
     CHECK_THROWS_AS(find_task_class("no-such-class"), RuntimeMisuse);
-    CHECK_THROWS_AS(spawn([]() -> Task<void> { co_return; }(), {.task_class = TaskClass::from_index(9)}),
+    CHECK_THROWS_AS((void)spawn([]() -> Task<void> { co_return; }(), {.task_class = TaskClass::from_index(9)}),
                     RuntimeMisuse);
     auto parent = []() -> Task<void> {
       co_await spawn([]() -> Task<void> { co_return; }());                                    // inherits

@@ -21,7 +21,9 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -52,7 +54,11 @@ constexpr const char* description =
     "Each run makes a fixed number of calls or stops after 0.5 s (0.25 s with --quick),\n"
     "whichever comes first. Throughputs are medians over runs (7, or 3 with --quick); p50 and p99 are medians\n"
     "over runs of each run's percentile of its individual round trips. The extras of the\n"
-    "parked rows give the target's parks per call (1 means it really was asleep).";
+    "parked rows give the target's parks per call (1 means it really was asleep).\n"
+    "\n"
+    "--wake eventfd|msg_ring picks how a shard wakes a parked peer (MeshConfig::wake;\n"
+    "default: the runtime's default). Run the binary once with each to compare; the\n"
+    "extras give the method used and the share of wake-ups sent with MSG_RING.";
 
 // --- pipelined ----------------------------------------------------------------------
 
@@ -253,7 +259,16 @@ std::vector<double> raw_eventfd_round_trips_ns(const std::vector<int>& cpus, uns
 
 int main(int argc, char** argv) {
   Options options("veloq-bench-submit", description);
+  std::string wake;
+  options.add_value("--wake", "eventfd|msg_ring", &wake, "how shards wake parked peers (default: the runtime's)");
   if (!options.parse(argc, argv)) return 0;
+  veloq::RuntimeConfig config = pinned_runtime(2);
+  if (wake == "eventfd")
+    config.shard.mesh.wake = veloq::mesh::WakeMethod::eventfd;
+  else if (wake == "msg_ring")
+    config.shard.mesh.wake = veloq::mesh::WakeMethod::msg_ring;
+  else if (!wake.empty())
+    options.fail("--wake takes eventfd or msg_ring");
 
   const unsigned runs = options.runs(7, 3);
   const unsigned window = 256;
@@ -265,8 +280,10 @@ int main(int argc, char** argv) {
   std::vector<double> veloq_pipelined, raw_pipelined, veloq_busy, raw_busy, veloq_busy_mean, raw_busy_mean;
   std::vector<double> veloq_p50, veloq_p99, raw_p50, raw_p99, raw_spinning_p50;
   std::uint64_t shard1_parks = 0;
+  double msg_ring_share = 0;  // of the wake-ups both shards sent
+  bool used_msg_ring = false;
   if (options.run_veloq()) {
-    veloq::Runtime runtime(pinned_runtime(2));
+    veloq::Runtime runtime(config);
     runtime.run([&]() -> veloq::Task<void> {
       (void)co_await veloq_pipelined_rate(Budget{pipelined.calls / 4, pipelined.limit / 4}, window);
       for (unsigned r = 0; r < runs; ++r) veloq_pipelined.push_back(co_await veloq_pipelined_rate(pipelined, window));
@@ -283,6 +300,14 @@ int main(int argc, char** argv) {
         veloq_p99.push_back(percentile(ns, 99));
       }
       shard1_parks = co_await veloq::submit_to(1, parks_now) - parks_before;
+      auto wakes_now = [] {
+        const auto& stats = veloq::RuntimeContext::current().mesh().stats();
+        return std::pair{stats.wakeups_sent, stats.wakeups_msg_ring};
+      };
+      auto [sent0, msg_ring0] = wakes_now();
+      auto [sent1, msg_ring1] = co_await veloq::submit_to(1, wakes_now);
+      if (sent0 + sent1 > 0) msg_ring_share = double(msg_ring0 + msg_ring1) / double(sent0 + sent1);
+      used_msg_ring = veloq::RuntimeContext::current().mesh().wake_method() == veloq::mesh::WakeMethod::msg_ring;
     });
   }
   if (options.run_baseline()) {
@@ -322,6 +347,7 @@ int main(int argc, char** argv) {
                     .goal = Goal().ratio_at_least(0.5),
                     .runs = runs,
                     .extra = {{"max_calls", double(busy.calls)},
+                              {"wake_msg_ring", used_msg_ring ? 1.0 : 0.0},
                               {"veloq_mean_ns", median(veloq_busy_mean)},
                               {"baseline_mean_ns", median(raw_busy_mean)}}});
   const double parked_runs = double(runs) * (parked_calls + warmup_calls);
@@ -335,6 +361,8 @@ int main(int argc, char** argv) {
                     .runs = runs,
                     .extra = {{"calls_per_run", double(parked_calls)},
                               {"gap_us", 500.0},
+                              {"wake_msg_ring", used_msg_ring ? 1.0 : 0.0},
+                              {"msg_ring_share_of_wakeups", msg_ring_share},
                               {"target_parks_per_call", double(shard1_parks) / parked_runs},
                               {"raw_spinning_caller_p50_us", median(raw_spinning_p50) / 1000}}});
   report.add(Result{.name = "pingpong_parked_p99",
