@@ -2,6 +2,7 @@
 #include <veloq/runtime/log.hpp>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -64,19 +65,12 @@ Driver::Driver(const DriverConfig& config, unsigned shard_id) {
 
 Driver::~Driver() { io_uring_queue_exit(&ring_); }
 
-io_uring_sqe* Driver::prepare(Completion* c) {
+io_uring_sqe* Driver::sqe_after_flush() {
+  // The submission queue filled within one turn: hand it over early.
+  io_uring_submit(&ring_);
+  ++stats_.enters;
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr) {
-    // The submission queue filled within one turn: hand it over early.
-    io_uring_submit(&ring_);
-    ++stats_.enters;
-    sqe = io_uring_get_sqe(&ring_);
-    if (sqe == nullptr) throw std::runtime_error("io_uring submission queue stays full");
-  }
-  io_uring_sqe_set_data(sqe, c);
-  ++in_flight_;
-  if (c != nullptr && c->background) ++background_in_flight_;
-  ++stats_.submitted;
+  if (sqe == nullptr) throw std::runtime_error("io_uring submission queue stays full");
   return sqe;
 }
 
@@ -114,30 +108,39 @@ void Driver::enter(bool wait, std::optional<Clock::time_point> deadline) {
 }
 
 unsigned Driver::reap() noexcept {
-  struct Arrived {
-    Completion* target;
-    int result;
-    std::uint32_t flags;
-  };
+  // Walks the completion ring in place rather than copying batches out
+  // (io_uring_peek_batch_cqe): one load of the kernel's tail per batch, one
+  // store of our head per CQE. Releasing each slot before its handler runs
+  // keeps a nested reap (a destroyed operation waiting for its own CQE inside
+  // a handler) from seeing a CQE twice; re-reading the head afterwards picks
+  // up whatever such a nested reap consumed.
+  io_uring_cq& cq = ring_.cq;
   unsigned total = 0;
+  bool flushed_overflow = false;
   for (;;) {
-    io_uring_cqe* cqes[64];
-    unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
-    if (n == 0) break;
-    // Copy the batch out and release the CQ slots in one store before running
-    // handlers, which may prepare new operations.
-    Arrived arrived[64];
-    for (unsigned i = 0; i < n; ++i)
-      arrived[i] = {static_cast<Completion*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res, cqes[i]->flags};
-    io_uring_cq_advance(&ring_, n);
-    for (unsigned i = 0; i < n; ++i) {
-      if (!(arrived[i].flags & IORING_CQE_F_MORE)) {
-        --in_flight_;
-        if (arrived[i].target != nullptr && arrived[i].target->background) --background_in_flight_;
-      }
-      if (arrived[i].target != nullptr) arrived[i].target->on_complete(arrived[i].target, arrived[i].result, arrived[i].flags);
+    unsigned head = IO_URING_READ_ONCE(*cq.khead);
+    unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+    if (head == tail) {
+      // CQEs the kernel could not post (a full CQ ring) are flushed by one enter.
+      if (flushed_overflow || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) == 0) break;
+      flushed_overflow = true;
+      io_uring_get_events(&ring_);
+      continue;
     }
-    total += n;
+    while (static_cast<int>(tail - head) > 0) {
+      const io_uring_cqe& cqe = cq.cqes[head & cq.ring_mask];
+      auto* target = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(cqe.user_data));
+      const int result = cqe.res;
+      const std::uint32_t flags = cqe.flags;
+      io_uring_smp_store_release(cq.khead, head + 1);
+      ++total;
+      if (!(flags & IORING_CQE_F_MORE)) {
+        --in_flight_;
+        if (target != nullptr && target->background) --background_in_flight_;
+      }
+      if (target != nullptr) target->on_complete(target, result, flags);
+      head = IO_URING_READ_ONCE(*cq.khead);
+    }
   }
   stats_.completed += total;
   return total;

@@ -42,7 +42,28 @@ class Driver {
 
   // An SQE whose completion will be delivered to `c` (nullptr: ignore it).
   // Only when the submission queue is full does this call into the kernel.
-  io_uring_sqe* prepare(Completion* c);
+  // Inline: it is on every operation's path. The ring is never set up with
+  // SQPOLL or SQE128, and the kernel's head only moves forward, so a slot
+  // below the last known limit (its head plus the ring size) is free without
+  // reading the shared ring; the head is read again only at that limit.
+  io_uring_sqe* prepare(Completion* c) {
+    io_uring_sq& sq = ring_.sq;
+    unsigned tail = sq.sqe_tail;
+    if (static_cast<int>(sq_limit_ - tail) <= 0) [[unlikely]]
+      sq_limit_ = IO_URING_READ_ONCE(*sq.khead) + sq.ring_entries;
+    io_uring_sqe* sqe;
+    if (static_cast<int>(sq_limit_ - tail) > 0) [[likely]] {
+      sqe = &sq.sqes[tail & sq.ring_mask];
+      sq.sqe_tail = tail + 1;
+    } else {
+      sqe = sqe_after_flush();
+    }
+    io_uring_sqe_set_data(sqe, c);
+    ++in_flight_;
+    ++stats_.submitted;
+    if (c != nullptr && c->background) [[unlikely]] ++background_in_flight_;
+    return sqe;
+  }
 
   // Makes this turn's one kernel entry: submits what was prepared and, if
   // `wait`, sleeps until a completion arrives or `deadline` passes.
@@ -50,15 +71,20 @@ class Driver {
   void enter(bool wait, std::optional<Clock::time_point> deadline = std::nullopt);
 
   // Runs the handlers of every completion that has arrived; returns how many.
+  // Each CQE's slot is released before its handler runs, so a handler may
+  // prepare operations or even reap (a destructor waiting for its own CQE).
   unsigned reap() noexcept;
 
   // Cancels every operation in flight and reaps until none is left (shutdown).
   void cancel_all_and_drain() noexcept;
 
-  // Completions are waiting to be reaped, or (DEFER_TASKRUN) the kernel has
-  // work to run for us at the next enter. A plain memory read; no syscall.
+  // Completions are waiting to be reaped, (DEFER_TASKRUN) the kernel has work
+  // to run for us at the next enter, or operations prepared this turn still
+  // wait to be submitted: in every case the next enter makes progress, so a
+  // shard spinning for work should stop and enter (prepared operations cannot
+  // complete before that enter submits them). Plain memory reads; no syscall.
   bool has_pending_completions() const noexcept {
-    return io_uring_cq_ready(&ring_) > 0 ||
+    return ring_.sq.sqe_tail != IO_URING_READ_ONCE(*ring_.sq.khead) || io_uring_cq_ready(&ring_) > 0 ||
            (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
   }
   unsigned in_flight() const noexcept { return in_flight_; }
@@ -70,7 +96,11 @@ class Driver {
   const DriverStats& stats() const noexcept { return stats_; }
 
  private:
+  // The submission queue is full: submits it to make room (prepare's slow path).
+  io_uring_sqe* sqe_after_flush();
+
   io_uring ring_{};
+  unsigned sq_limit_ = 0;  // SQEs below this tail value are known to be free
   unsigned setup_flags_ = 0;
   unsigned in_flight_ = 0;
   unsigned background_in_flight_ = 0;

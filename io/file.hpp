@@ -56,8 +56,11 @@ class File {
         io_uring_prep_openat(sqe, AT_FDCWD, path.c_str(), flags | O_CLOEXEC, mode);
       }
     };
-    return Operation("open", -1, Prepare{{std::move(path)}, flags, mode},
-                     [](int fd) noexcept { return File(FileDescriptor(fd)); });
+    // A new fd: if the task is gone when the open completes, the operation closes it.
+    struct ToFile : internal::ResultIsFd {
+      File operator()(int fd) const noexcept { return File(FileDescriptor(fd)); }
+    };
+    return Operation("open", -1, Prepare{{std::move(path)}, flags, mode}, ToFile{});
   }
   // Creates (or truncates) `path` for reading and writing -> File.
   static auto create(std::string path, mode_t mode = 0644) {

@@ -32,12 +32,13 @@ std::string describe_fd(int fd) {
 
 }  // namespace
 
-OpBase::~OpBase() {
+void OpBase::abandon() noexcept {
   if (in_flight_) cancel_and_wait();
-  if (scope_ != nullptr) scope_->detach(*this);
+  finish_waiting();
+  if (owns_result_fd_) close_unclaimed_fd();
 }
 
-bool OpBase::ready() noexcept {
+bool OpBase::ready_slow() noexcept {
   // An operation started inside a stopped scope fails without reaching the kernel.
   if (OpScope::open_scopes != 0) {
     if (int reason = OpScope::stop_reason_from(OpScope::innermost(veloq::internal::running_task()))) {
@@ -54,21 +55,18 @@ bool OpBase::ready() noexcept {
   return false;
 }
 
-void OpBase::suspend(std::coroutine_handle<> h) {
-  RuntimeContext& context = RuntimeContext::current(name_);
-  task_ = context.executor().current_task();
-  driver_ = &context.driver();
-  io_uring_sqe* sqe = driver_->prepare(this);
-  prepare_(this, sqe);
-  in_flight_ = true;
-  task_->resume_point = h;
+void OpBase::watch() {
   if (deadline_ != Clock::time_point::max()) {
-    timer_.owner = this;
-    context.executor().timers().arm(timer_.timer, deadline_, &OpBase::on_deadline);
+    DeadlineTimer* t = new (timer_storage_) DeadlineTimer{};
+    timer_live_ = true;
+    t->owner = this;
+    watched_ = true;
+    RuntimeContext::current(name_).executor().timers().arm(t->timer, deadline_, &OpBase::on_deadline);
   }
   if (OpScope::open_scopes != 0) {
     if (OpScope* scope = OpScope::innermost(task_)) {
       scope_ = scope;
+      watched_ = true;
       scope->attach(*this);
     }
   }
@@ -83,42 +81,79 @@ void OpBase::resubmit() {
 
 void OpBase::on_cqe(Completion* self, int result, std::uint32_t flags) noexcept {
   auto* op = static_cast<OpBase*>(self);
-  if (flags & IORING_CQE_F_MORE) {
-    // A zero-copy send reports its result first and frees the buffer later.
-    op->early_result_ = result;
-    op->has_early_result_ = true;
+  // The common case: a final, successful CQE for an operation a task awaits
+  // and that needs no continuation.
+  if (result >= 0 && (flags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) == 0 && op->continue_ == nullptr &&
+      !op->abandoned_) [[likely]] {
+    op->in_flight_ = false;
+    op->result_ = result;
+    op->flags_ = flags;
+    op->owns_result_fd_ = op->result_is_fd_;
+    if (op->watched_) op->finish_waiting();
+    op->task_->wake();
     return;
   }
-  if ((flags & IORING_CQE_F_NOTIF) && op->has_early_result_) result = op->early_result_;
-  op->in_flight_ = false;
-  if (!op->abandoned_ && op->cancel_reason_ == 0) {
+  op->complete_slow(result, flags);
+}
+
+void OpBase::complete_slow(int result, std::uint32_t flags) noexcept {
+  if (flags & IORING_CQE_F_MORE) {
+    // A zero-copy send reports its result first and frees the buffer later.
+    early_result_ = result;
+    has_early_result_ = true;
+    return;
+  }
+  if ((flags & IORING_CQE_F_NOTIF) && has_early_result_) result = early_result_;
+  in_flight_ = false;
+  if (!abandoned_ && cancel_reason_ == 0) {
     bool again = false;
     if (result == -EINTR || result == -EAGAIN)
       again = true;
-    else if (op->continue_ != nullptr)
-      again = op->continue_(op, result);
+    else if (continue_ != nullptr)
+      again = continue_(this, result);
     if (again) {
       try {
-        op->resubmit();
+        resubmit();
         return;
       } catch (...) {
         result = -EBUSY;  // the submission queue stays full
       }
     }
   }
-  op->result_ = result;
-  op->flags_ = flags;
-  if (op->abandoned_) return;  // the destructor is waiting for exactly this
-  op->finish_waiting();
-  op->task_->wake();
+  result_ = result;
+  flags_ = flags;
+  owns_result_fd_ = result_is_fd_ && result >= 0;
+  if (abandoned_) return;  // the destructor is waiting for exactly this
+  finish_waiting();
+  task_->wake();
 }
 
 void OpBase::finish_waiting() noexcept {
-  timer_.timer.cancel();
+  if (!watched_) return;
+  watched_ = false;
+  if (timer_live_) {
+    timer_live_ = false;
+    timer()->~DeadlineTimer();  // the timer's destructor takes it out of the queue
+  }
   if (scope_ != nullptr) {
     scope_->detach(*this);
     scope_ = nullptr;
   }
+}
+
+void OpBase::close_unclaimed_fd() noexcept {
+  owns_result_fd_ = false;
+  // Through the ring, not waited for: the destructor must not block, and the
+  // close keeps its order with other operations on the shard (the executor's
+  // shutdown drain submits it too). close(2) only if the submission queue
+  // stays full, as a destructor cannot wait for room.
+  try {
+    io_uring_sqe* sqe = driver_->prepare(nullptr);
+    io_uring_prep_close(sqe, result_);
+    return;
+  } catch (...) {
+  }
+  ::close(result_);
 }
 
 void OpBase::on_deadline(veloq::internal::Timer* t) noexcept {
@@ -162,8 +197,7 @@ void OpBase::cancel_and_wait() noexcept {
   }
 }
 
-int OpBase::take_result() {
-  if (result_ >= 0) return result_;
+void OpBase::throw_result() {
   if (cancel_reason_ != 0 && (result_ == -ECANCELED || result_ == -EINTR || result_ == -EAGAIN)) {
     if (cancel_reason_ == ETIMEDOUT) throw TimeoutError(describe());
     throw OperationCancelled(describe());

@@ -25,6 +25,19 @@
 // writing) are released early. Sockets cancel within one ring round trip;
 // file I/O already running in the kernel finishes first.
 //
+// Descriptors nobody receives. An operation whose result is a new descriptor
+// (open/openat: its Finish derives from internal::ResultIsFd) may complete successfully
+// after all: the cancel came too late, or the task was destroyed between the
+// CQE and its resumption. The descriptor then belongs to nobody, so the
+// destructor closes it: through the ring (IORING_OP_CLOSE, not waited for,
+// like FileDescriptor's destructor), or with close(2) if the submission
+// queue stays full, since a destructor cannot wait for room.
+//
+// Cost. The common path (no deadline, no scope, a plain successful CQE) is
+// inline: a few branches in await_ready, the SQE reservation and one store
+// of the resume point in await_suspend, and a handful of stores when the CQE
+// arrives; deadlines, scopes, retries and cancellation live out of line.
+//
 // Not thread-safe: an operation belongs to the shard that awaits it.
 #pragma once
 
@@ -37,6 +50,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -72,15 +86,50 @@ class OpBase : public Completion {
   // move the awaitable into the coroutine frame before awaiting it).
   OpBase(OpBase&& other) noexcept
       : Completion(other), deadline_(other.deadline_), continue_(other.continue_), name_(other.name_),
-        fd_(other.fd_), prepare_(other.prepare_), path_(other.path_), address_(other.address_) {}
-  ~OpBase();
+        fd_(other.fd_), prepare_(other.prepare_), path_(other.path_), address_(other.address_),
+        result_is_fd_(other.result_is_fd_) {}
+  ~OpBase() {
+    // Still in flight (the task was destroyed), still watched by a timer or a
+    // scope, or holding a descriptor nobody took: the out-of-line cleanup.
+    if (in_flight_ || watched_ || owns_result_fd_) [[unlikely]] abandon();
+  }
 
-  bool ready() noexcept;
-  void suspend(std::coroutine_handle<> h);
+  bool ready() noexcept {
+    if (OpScope::open_scopes == 0 && deadline_ == Clock::time_point::max()) [[likely]] return false;
+    return ready_slow();
+  }
+  // await_suspend in two halves around filling the SQE, so that a typed
+  // operation fills it inline: begin_suspend reserves it, end_suspend marks
+  // the operation in flight and starts its deadline and scope, if any.
+  io_uring_sqe* begin_suspend(std::coroutine_handle<> h) {
+    RuntimeContext& context = RuntimeContext::current(name_);
+    driver_ = &context.driver();
+    task_ = context.executor().current_task();
+    io_uring_sqe* sqe = driver_->prepare(this);
+    task_->resume_point = h;
+    return sqe;
+  }
+  void end_suspend() {
+    in_flight_ = true;
+    if (deadline_ != Clock::time_point::max() || OpScope::open_scopes != 0) [[unlikely]] watch();
+  }
+  void suspend(std::coroutine_handle<> h) {
+    io_uring_sqe* sqe = begin_suspend(h);
+    prepare_(this, sqe);
+    end_suspend();
+  }
   // The result (>= 0), or throws the error the completion reported.
-  int take_result();
+  int take_result() {
+    if (result_ >= 0) [[likely]] {
+      owns_result_fd_ = false;  // handed to the caller
+      return result_;
+    }
+    throw_result();
+  }
   std::uint32_t cqe_flags() const noexcept { return flags_; }
   int fd() const noexcept { return fd_; }
+  // The result is a new descriptor the caller will own (see "Descriptors nobody receives").
+  void mark_result_is_fd() noexcept { result_is_fd_ = true; }
 
   // Prepares the operation again (a partial transfer continuing, EINTR, EAGAIN).
   void resubmit();
@@ -88,9 +137,9 @@ class OpBase : public Completion {
   Clock::time_point deadline_ = Clock::time_point::max();
 
  public:
-  // For the scope's intrusive list.
-  OpBase* scope_prev_ = nullptr;
-  OpBase* scope_next_ = nullptr;
+  // For the scope's intrusive list (set by OpScope::attach).
+  OpBase* scope_prev_;
+  OpBase* scope_next_;
 
  protected:
   // Called before a completion is accepted: returns true if the operation
@@ -108,27 +157,47 @@ class OpBase : public Completion {
   };
   static void on_cqe(Completion* self, int result, std::uint32_t flags) noexcept;
   static void on_deadline(veloq::internal::Timer* t) noexcept;
+  bool ready_slow() noexcept;
+  void watch();
+  void complete_slow(int result, std::uint32_t flags) noexcept;
+  [[noreturn]] void throw_result();
+  void abandon() noexcept;
   void finish_waiting() noexcept;
   void cancel_and_wait() noexcept;
+  void close_unclaimed_fd() noexcept;
 
   const char* name_;
   int fd_;
   PrepareFn prepare_;
   const char* path_ = nullptr;
   const SocketAddress* address_ = nullptr;
-  veloq::internal::TaskState* task_ = nullptr;
-  Driver* driver_ = nullptr;
+  // Left uninitialised where a later step always sets them before any read
+  // (task_, driver_ when suspending; result_ on completion or in ready_slow;
+  // early_result_ with has_early_result_): constructing an operation is on
+  // the hot path.
+  veloq::internal::TaskState* task_;
+  Driver* driver_;
   OpScope* scope_ = nullptr;
-  DeadlineTimer timer_;
-  int result_ = 0;
-  int early_result_ = 0;
+  // A DeadlineTimer lives here only while a deadline is armed (timer_live_),
+  // so operations without one neither construct nor destroy it.
+  alignas(DeadlineTimer) unsigned char timer_storage_[sizeof(DeadlineTimer)];
+  DeadlineTimer* timer() noexcept { return std::launder(reinterpret_cast<DeadlineTimer*>(timer_storage_)); }
+  int result_;
+  int early_result_;
   std::uint32_t flags_ = 0;
   int cancel_reason_ = 0;
   bool in_flight_ = false;
+  bool watched_ = false;  // a deadline timer is armed or a scope holds the operation
+  bool timer_live_ = false;
   bool cancel_sent_ = false;
   bool abandoned_ = false;
   bool has_early_result_ = false;
+  bool result_is_fd_ = false;
+  bool owns_result_fd_ = false;  // result_ is a descriptor not yet handed out
 };
+
+// Base of a Finish whose result is a new descriptor the caller takes over.
+struct ResultIsFd {};
 
 struct ReturnResult {
   int operator()(int result) const noexcept { return result; }
@@ -148,6 +217,7 @@ class [[nodiscard("co_await the operation")]] Operation : public internal::OpBas
   Operation(const char* name, int fd, Prepare prepare, Finish finish = {})
       : OpBase(name, fd, &Operation::prepare_thunk), prepare_(std::move(prepare)), finish_(std::move(finish)) {
     name_subject();
+    if constexpr (std::is_base_of_v<internal::ResultIsFd, Finish>) mark_result_is_fd();
   }
   Operation(Operation&& other) noexcept
       : OpBase(std::move(other)), prepare_(std::move(other.prepare_)), finish_(std::move(other.finish_)) {
@@ -166,7 +236,11 @@ class [[nodiscard("co_await the operation")]] Operation : public internal::OpBas
   }
 
   bool await_ready() noexcept { return ready(); }
-  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  void await_suspend(std::coroutine_handle<> h) {
+    io_uring_sqe* sqe = begin_suspend(h);
+    prepare_(sqe);  // inline here; retries go through prepare_thunk
+    end_suspend();
+  }
   decltype(auto) await_resume() {
     if constexpr (std::is_invocable_v<Finish&, int, Prepare&>)
       return finish_(take_result(), prepare_);

@@ -2,9 +2,12 @@
 #include <veloq/io/socket_option.hpp>
 #include <veloq/io/stream_socket.hpp>
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <string>
+#include <string_view>
 
 namespace veloq::io {
 
@@ -18,6 +21,45 @@ SocketAddress name_of(int fd, bool peer) {
   return address;
 }
 }  // namespace
+
+namespace {
+// The address bytes of an IP address (IPv4-mapped IPv6 as IPv4), or empty.
+std::string_view ip_bytes(const SocketAddress& a) {
+  if (a.is_ipv4()) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a.data());
+    return {reinterpret_cast<const char*>(&in->sin_addr), sizeof in->sin_addr};
+  }
+  if (a.is_ipv6()) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a.data());
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return {reinterpret_cast<const char*>(&in6->sin6_addr) + 12, 4};
+    return {reinterpret_cast<const char*>(&in6->sin6_addr), sizeof in6->sin6_addr};
+  }
+  return {};
+}
+
+// A peer reached through the loopback device: a loopback address, or one of
+// this host's own (the connection's two ends share an address).
+bool peer_is_local(int fd) {
+  try {
+    SocketAddress peer = name_of(fd, true);
+    SocketAddress local = name_of(fd, false);
+    std::string_view p = ip_bytes(peer);
+    if (p.empty()) return true;  // not IP (a Unix socket): no zero-copy there
+    if (p.size() == 4 && static_cast<unsigned char>(p[0]) == 127) return true;
+    if (p.size() == 16 && IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(peer.data())->sin6_addr))
+      return true;
+    return p == ip_bytes(local);
+  } catch (const IoError&) {
+    return true;  // not connected: the send reports it
+  }
+}
+}  // namespace
+
+bool StreamSocket::zero_copy_pays(std::size_t size) const {
+  if (size < zero_copy_min_bytes || !internal::send_zc_accepted.load(std::memory_order_relaxed)) return false;
+  if (peer_ == Peer::unknown) peer_ = peer_is_local(fd_.get()) ? Peer::local : Peer::remote;
+  return peer_ == Peer::remote;
+}
 
 SocketAddress StreamSocket::local_address() const { return name_of(fd_.get(), false); }
 SocketAddress StreamSocket::peer_address() const { return name_of(fd_.get(), true); }

@@ -6,6 +6,7 @@
 #include <veloq/io/filesystem.hpp>
 #include <veloq/io/io_error.hpp>
 #include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/yield.hpp>
 
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 using namespace veloq;
 using namespace veloq::io;
@@ -134,4 +136,57 @@ TEST_CASE("read_fixed and write_fixed use the shard's registered buffer pool") {
     co_await file.close();
     co_await remove_file(path);
   }());
+}
+
+namespace {
+Task<void> open_and_hold(std::string path) {
+  File file = co_await File::open(path, O_RDONLY);
+  co_await veloq::yield();
+  co_await file.close();
+}
+}  // namespace
+
+TEST_CASE("opens whose task is cancelled at any moment leak no descriptor") {
+  // The cancel lands at different points of the open: before it reaches the
+  // kernel, while the kernel runs it (the CQE then still carries a new fd),
+  // after its CQE woke the task but before the task ran, and after it ran.
+  const int before = io_test::open_fd_count();
+  std::string path = scratch_dir() + "-opens";
+  {
+    LocalExecutor ex;
+    ex.block_on([&]() -> Task<void> {
+      File created = co_await File::create(path);
+      co_await created.close();
+      for (int round = 0; round < 400; ++round) {
+        std::vector<JoinHandle<void>> openers;
+        for (int i = 0; i < 8; ++i) openers.push_back(spawn(open_and_hold(path)));
+        for (int y = 0; y < round % 5; ++y) co_await veloq::yield();
+        for (auto& h : openers) h.cancel();
+        for (auto& h : openers) {
+          try {
+            co_await h;
+          } catch (const TaskCancelled&) {
+          }
+        }
+      }
+      co_await remove_file(path);
+    }());
+  }
+  CHECK(io_test::open_fd_count() == before);
+}
+
+TEST_CASE("an executor destroyed with opens in flight closes the descriptors they return") {
+  const int before = io_test::open_fd_count();
+  std::string path = scratch_dir() + "-shutdown";
+  {
+    LocalExecutor ex;
+    ex.block_on([&]() -> Task<void> {
+      File created = co_await File::create(path);
+      co_await created.close();
+      for (int i = 0; i < 64; ++i) spawn(open_and_hold(path)).detach();
+      co_await veloq::yield();  // the opens reach the kernel in this turn's enter
+    }());
+  }
+  ::unlink(path.c_str());
+  CHECK(io_test::open_fd_count() == before);
 }

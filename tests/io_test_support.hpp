@@ -1,12 +1,13 @@
 // Helpers shared by the io_*_test.cpp files: payload patterns, a connected
-// loopback TCP pair, and a file-descriptor limit high enough for the
-// many-connection tests.
+// loopback TCP pair, a file-descriptor limit high enough for the
+// many-connection tests, and a count of the process's open descriptors.
 #pragma once
 
 #include <veloq/io/tcp_listener.hpp>
 #include <veloq/io/tcp_stream.hpp>
 #include <veloq/runtime/task.hpp>
 
+#include <dirent.h>
 #include <sys/resource.h>
 
 #include <cstddef>
@@ -33,6 +34,18 @@ inline void raise_fd_limit(rlim_t wanted) {
     limit.rlim_cur = wanted < limit.rlim_max ? wanted : limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
   }
+}
+
+// Open descriptors of this process (entries of /proc/self/fd, not counting
+// the one the listing itself uses).
+inline int open_fd_count() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  int n = 0;
+  while (const dirent* entry = ::readdir(dir))
+    if (entry->d_name[0] != '.') ++n;
+  ::closedir(dir);
+  return n - 1;
 }
 
 struct TcpPair {

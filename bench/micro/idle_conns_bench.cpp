@@ -18,14 +18,18 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -40,9 +44,9 @@ using namespace std::chrono_literals;
 constexpr const char* description =
     "User-space memory per idle TCP connection on one shard, in bytes/conn.\n"
     "\n"
-    "A client thread of this process (pinned to the second benchmark CPU, plain\n"
-    "blocking sockets) opens --conns connections to 127.0.0.1; the server side\n"
-    "holds each one idle:\n"
+    "A client process forked from this one (pinned to the second benchmark CPU,\n"
+    "plain blocking sockets) opens --conns connections to 127.0.0.1; this process\n"
+    "holds each one idle on the server side:\n"
     "  veloq     a standalone LocalExecutor (first benchmark CPU) accepts them; each\n"
     "            accepted TcpStream is held by a spawned task awaiting a 1-byte read\n"
     "  baseline  a raw epoll loop on the same thread: accept4, EPOLL_CTL_ADD, nothing else\n"
@@ -50,11 +54,14 @@ constexpr const char* description =
     "  idle_conn_heap  growth of mallinfo2().uordblks (heap bytes in use) / connections\n"
     "  idle_conn_rss   growth of VmRSS (/proc/self/status) / connections\n"
     "\n"
-    "Snapshots are taken after the listener, the executor and the client thread (with\n"
-    "its fd vector reserved) exist and before the first connect, and again once every\n"
-    "connection is held; the client allocates nothing in between, so only the server\n"
-    "side's growth is counted. Kernel socket memory is not in RSS. Every run uses a fresh\n"
-    "executor; figures are medians over runs (3). RLIMIT_NOFILE is raised to fit.";
+    "Snapshots are taken after the listener, the executor and the client process exist\n"
+    "and before the first connect, and again once every connection is held. The client\n"
+    "ends live in the other process, so each process needs only one descriptor per\n"
+    "connection (each raises its soft RLIMIT_NOFILE to the hard limit) and this\n"
+    "process's figures hold the server side alone. Kernel socket memory is not in RSS.\n"
+    "Every run uses a fresh executor and a fresh client; figures are medians over\n"
+    "runs (3). Each side gives up after 60 s; the client exits when told to, when\n"
+    "this process goes away, or after 180 s.";
 
 struct Memory {
   double rss_bytes = 0;
@@ -71,49 +78,111 @@ Memory memory_now() {
   return m;
 }
 
-// The client: connects `n` sockets when told to, holds them, closes them when told to.
-struct Client {
-  std::atomic<bool> ready{false}, go{false}, connected{false}, close{false}, closed{false};
-  std::atomic<int> error{0};
-  std::thread thread;
-
-  Client(int cpu, std::uint16_t port, unsigned n) {
-    thread = pinned_thread(cpu, [this, port, n] { run(port, n); });
-    while (!ready.load()) std::this_thread::sleep_for(100us);
+// The client: a forked process that connects `n` sockets when told to, holds
+// them, and closes them and exits when told to (or when this process's end of
+// its command pipe closes). It reports 0, or the errno of the first failed
+// connect, once it has connected.
+class ClientProcess {
+ public:
+  ClientProcess(int cpu, std::uint16_t port, unsigned n) {
+    int command[2], status[2];
+    if (::pipe2(command, O_CLOEXEC) != 0 || ::pipe2(status, O_CLOEXEC | O_NONBLOCK) != 0)
+      throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid_ == 0) {
+      ::close(command[1]);
+      ::close(status[0]);
+      ::_exit(run(cpu, port, n, command[0], status[1]));
+    }
+    ::close(command[0]);
+    ::close(status[1]);
+    command_fd_ = command[1];
+    status_fd_ = status[0];
   }
-  ~Client() {
-    close = true;
-    go = true;
-    if (thread.joinable()) thread.join();
+  ClientProcess(const ClientProcess&) = delete;
+  ClientProcess& operator=(const ClientProcess&) = delete;
+  ~ClientProcess() {
+    close_all();
+    if (status_fd_ >= 0) ::close(status_fd_);
+    // The client exits once it has closed its sockets; a stuck one is killed.
+    auto give_up = Clock::now() + 10s;
+    while (::waitpid(pid_, nullptr, WNOHANG) == 0) {
+      if (Clock::now() > give_up) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
   }
 
-  void run(std::uint16_t port, unsigned n) {
+  void go() { send('g'); }
+  // Asks the client to close its sockets and exit.
+  void close_all() {
+    if (command_fd_ < 0) return;
+    send('c');
+    ::close(command_fd_);
+    command_fd_ = -1;
+  }
+  // Without blocking: whether the client has connected every socket; throws its error.
+  bool connected() {
+    if (done_) return true;
+    int result = 0;
+    ssize_t got = ::read(status_fd_, &result, sizeof result);
+    if (got == 0) throw std::runtime_error("client process ended early");
+    if (got != sizeof result) return false;
+    if (result != 0) throw std::runtime_error(std::string("client connect: ") + std::strerror(result));
+    done_ = true;
+    return true;
+  }
+
+ private:
+  void send(char c) {
+    if (command_fd_ >= 0 && ::write(command_fd_, &c, 1) != 1)
+      throw std::runtime_error(std::string("client command: ") + std::strerror(errno));
+  }
+
+  // The child's whole life; returns its exit status.
+  static int run(int cpu, std::uint16_t port, unsigned n, int command_fd, int status_fd) {
+    ::alarm(180);  // never outlives a wedged benchmark by much
+    // Drop the copies of this process's descriptors (listener, ring, ...) so
+    // that only the server process holds them.
+    const unsigned low = static_cast<unsigned>(std::min(command_fd, status_fd));
+    const unsigned high = static_cast<unsigned>(std::max(command_fd, status_fd));
+    ::close_range(3, low - 1, 0);
+    ::close_range(low + 1, high - 1, 0);
+    ::close_range(high + 1, ~0U, 0);
+    pin_this_thread(cpu);
     std::vector<int> fds;
     fds.reserve(n);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ready = true;
-    while (!go.load()) std::this_thread::sleep_for(100us);
-    for (unsigned i = 0; i < n && !close.load(); ++i) {
+    char c = 0;
+    if (::read(command_fd, &c, 1) != 1 || c != 'g') return 0;
+    int result = 0;
+    for (unsigned i = 0; i < n; ++i) {
       int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-        error = errno;
+        result = errno;
         if (fd >= 0) ::close(fd);
         break;
       }
       fds.push_back(fd);
     }
-    connected = true;
-    while (!close.load()) std::this_thread::sleep_for(1ms);
+    if (::write(status_fd, &result, sizeof result) != sizeof result) return 1;
+    while (::read(command_fd, &c, 1) == 1 && c != 'c') {
+    }
     for (int fd : fds) ::close(fd);
-    closed = true;
+    return result == 0 ? 0 : 1;
   }
 
-  void check() const {
-    if (int e = error.load()) throw std::runtime_error(std::string("client connect: ") + std::strerror(e));
-  }
+  pid_t pid_ = -1;
+  int command_fd_ = -1;
+  int status_fd_ = -1;
+  bool done_ = false;
 };
 
 struct Growth {
@@ -148,27 +217,31 @@ veloq::Task<void> accept_all(veloq::io::TcpListener* listener, unsigned n, Held*
 veloq::Task<void> veloq_side(unsigned n, int client_cpu, Growth& growth) {
   auto listener = veloq::io::TcpListener::bind(veloq::io::SocketAddress::parse("127.0.0.1:0"));
   Held held;
-  Client client(client_cpu, listener.local_address().port(), n);
+  ClientProcess client(client_cpu, listener.local_address().port(), n);
   ::malloc_trim(0);
   const Memory before = memory_now();
-  client.go = true;
+  client.go();
   auto deadline = Clock::now() + time_limit;
   auto acceptor = veloq::spawn(accept_all(&listener, n, &held));
-  while (held.holding < n) {
-    if (client.connected.load() && client.error.load() != 0) break;
-    if (Clock::now() > deadline) break;
-    co_await veloq::sleep_for(1ms);
+  std::exception_ptr failure;
+  try {
+    while (held.holding < n) {
+      (void)client.connected();  // throws if the client failed
+      if (Clock::now() > deadline) throw std::runtime_error("veloq side: connections not held within the time limit");
+      co_await veloq::sleep_for(1ms);
+    }
+  } catch (...) {
+    failure = std::current_exception();
   }
-  if (held.holding < n) {
+  if (failure) {
     acceptor.cancel();
-    client.check();
-    throw std::runtime_error("veloq side: connections not held within the time limit");
+    std::rethrow_exception(failure);
   }
   co_await acceptor;
   co_await veloq::sleep_for(1ms);  // every read is submitted
   const Memory after = memory_now();
   growth.add(before, after, n);
-  client.close = true;
+  client.close_all();
   while (held.finished < n && Clock::now() < deadline) co_await veloq::sleep_for(1ms);
 }
 
@@ -187,10 +260,10 @@ void epoll_side(unsigned n, int client_cpu, Growth& growth) {
   ev.data.fd = lfd;
   ::epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
 
-  Client client(client_cpu, ntohs(addr.sin_port), n);
+  ClientProcess client(client_cpu, ntohs(addr.sin_port), n);
   ::malloc_trim(0);
   const Memory before = memory_now();
-  client.go = true;
+  client.go();
   auto deadline = Clock::now() + time_limit;
   unsigned accepted = 0, closed = 0;
   bool measured = false;
@@ -199,9 +272,9 @@ void epoll_side(unsigned n, int client_cpu, Growth& growth) {
     if (!measured && accepted == n) {
       growth.add(before, memory_now(), n);
       measured = true;
-      client.close = true;
+      client.close_all();
     }
-    if (!measured && client.connected.load() && client.error.load() != 0) break;
+    if (!measured) (void)client.connected();  // throws if the client failed
     int count = ::epoll_wait(ep, events, 64, 10);
     for (int i = 0; i < count; ++i) {
       int fd = events[i].data.fd;
@@ -227,24 +300,20 @@ void epoll_side(unsigned n, int client_cpu, Growth& growth) {
   }
   ::close(ep);
   ::close(lfd);
-  client.check();
   if (!measured) throw std::runtime_error("epoll side: connections not held within the time limit");
 }
 
-// Raises RLIMIT_NOFILE so both ends of `n` connections fit; returns how many connections do.
+// Raises the soft RLIMIT_NOFILE to the hard limit (the forked client inherits
+// it); returns how many connections fit, each process holding one end of each.
 unsigned fit_fd_limit(unsigned n) {
   rlimit lim{};
   ::getrlimit(RLIMIT_NOFILE, &lim);
-  rlim_t want = 2 * rlim_t(n) + 256;
-  if (lim.rlim_max < want) {
-    rlimit raised{want, want};
-    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) return n;
-  }
   lim.rlim_cur = lim.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &lim);
   ::getrlimit(RLIMIT_NOFILE, &lim);
-  if (lim.rlim_cur >= want) return n;
-  unsigned fit = lim.rlim_cur > 512 ? static_cast<unsigned>((lim.rlim_cur - 256) / 2) : 128;
+  const rlim_t spare = 64;  // listener, ring, pipes, stdio, ...
+  if (lim.rlim_cur >= rlim_t(n) + spare) return n;
+  unsigned fit = lim.rlim_cur > 2 * spare ? static_cast<unsigned>(lim.rlim_cur - spare) : 64;
   std::fprintf(stderr, "veloq-bench-idle-conns: RLIMIT_NOFILE %llu fits %u connections, not %u\n",
                static_cast<unsigned long long>(lim.rlim_cur), fit, n);
   return fit;

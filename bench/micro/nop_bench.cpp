@@ -24,13 +24,22 @@ constexpr const char* description =
     "IORING_OP_NOP round trips, in ops/s, with 32 in flight, on one standalone\n"
     "LocalExecutor pinned to the first benchmark CPU.\n"
     "\n"
-    "  nop_qd32   32 tasks, each awaiting a NOP Operation in a loop (the executor\n"
-    "             submits and reaps them in its one io_uring_enter per loop turn)\n"
+    "  nop_qd32   32 tasks, each awaiting a NOP Operation in a loop. Per loop turn\n"
+    "             the executor resumes the 32 tasks (each prepares one SQE and\n"
+    "             suspends), makes its one io_uring_enter (submit the 32, wait for\n"
+    "             one completion; NOPs complete inline), then reaps the 32 CQEs,\n"
+    "             each waking its task.\n"
     "\n"
-    "Baseline: a raw liburing loop on its own ring (SINGLE_ISSUER|DEFER_TASKRUN, with\n"
-    "fallback to plain setup) on the same thread: prepare 32 NOPs, submit_and_wait(32),\n"
-    "reap the 32 CQEs, repeat. Each figure is the median over runs (7, or 3 with\n"
-    "--quick) after one warm-up run.";
+    "Baseline: a raw liburing loop on its own ring on the same thread: prepare 32\n"
+    "NOPs, submit_and_wait(32), walk the 32 CQEs, advance the CQ once, repeat. The\n"
+    "two rings are alike: the same number of entries (--entries, default the\n"
+    "driver's 256), the same setup flags the Veloq driver obtained from the kernel\n"
+    "(SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL here; the table's extra field names\n"
+    "them), and a registered ring fd when the driver has one. So the ratio is\n"
+    "the price of tasks, awaitables and the executor's turn, not of ring setup.\n"
+    "Each figure is the median over runs (7, or 3 with --quick) after one\n"
+    "warm-up run; the two sides alternate run by run, so a noisy neighbour\n"
+    "slows both.";
 
 constexpr unsigned in_flight = 32;
 
@@ -52,17 +61,28 @@ veloq::Task<double> veloq_run(std::uint64_t ops) {
   co_return seconds_since(start);
 }
 
+std::string flag_names(unsigned flags) {
+  std::string names;
+  auto add = [&](unsigned bit, const char* name) {
+    if (!(flags & bit)) return;
+    if (!names.empty()) names += '|';
+    names += name;
+  };
+  add(IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER");
+  add(IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN");
+  add(IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN");
+  add(IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL");
+  return names.empty() ? "none" : names;
+}
+
 class RawRing {
  public:
-  RawRing() {
+  RawRing(unsigned entries, unsigned flags, bool register_fd) {
     io_uring_params p{};
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    if (io_uring_queue_init_params(2 * in_flight, &ring_, &p) < 0) {
-      io_uring_params plain{};
-      int rc = io_uring_queue_init_params(2 * in_flight, &ring_, &plain);
-      if (rc < 0) throw std::runtime_error("io_uring_queue_init: " + std::to_string(-rc));
-      flags_ = "plain";
-    }
+    p.flags = flags;
+    int rc = io_uring_queue_init_params(entries, &ring_, &p);
+    if (rc < 0) throw std::runtime_error("io_uring_queue_init: " + std::to_string(-rc));
+    registered_ = register_fd && io_uring_register_ring_fd(&ring_) >= 0;
   }
   ~RawRing() { io_uring_queue_exit(&ring_); }
   RawRing(const RawRing&) = delete;
@@ -85,37 +105,45 @@ class RawRing {
     }
     return seconds_since(start);
   }
-  const char* flags() const noexcept { return flags_; }
+  bool registered_fd() const noexcept { return registered_; }
 
  private:
   io_uring ring_{};
-  const char* flags_ = "SINGLE_ISSUER|DEFER_TASKRUN";
+  bool registered_ = false;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) try {
   Options options("veloq-bench-nop", description);
+  unsigned entries = veloq::io::DriverConfig{}.entries;
+  options.add_value("--entries", "N", &entries, "submission queue entries of both rings (default: the driver's)");
   if (!options.parse(argc, argv)) return 0;
+  if (entries < 2 * in_flight) options.fail("--entries must be at least " + std::to_string(2 * in_flight));
 
   const unsigned runs = options.runs(7, 3);
   const std::uint64_t ops = options.pick<std::uint64_t>(4'000'000, 1'000'000) / in_flight * in_flight;
   pin_this_thread(benchmark_cpus(1)[0]);
 
+  veloq::ShardConfig config;
+  config.driver.entries = entries;
+  veloq::LocalExecutor executor(config);
+  const io_uring& veloq_ring = executor.driver().ring();
+  const unsigned flags = executor.driver().setup_flags();
+  RawRing raw(entries, flags, veloq_ring.enter_ring_fd != veloq_ring.ring_fd);
+
+  // Alternate the two sides run by run (after one warm-up of each).
   std::vector<double> veloq_rates, raw_rates;
-  std::string raw_flags = "-";
-  if (options.run_veloq()) {
-    veloq::LocalExecutor executor;
-    executor.block_on([&]() -> veloq::Task<void> {
-      (void)co_await veloq_run(ops / 4);  // warm-up
-      for (unsigned r = 0; r < runs; ++r) veloq_rates.push_back(double(ops) / co_await veloq_run(ops));
-    }());
-  }
-  if (options.run_baseline()) {
-    RawRing ring;
-    raw_flags = ring.flags();
-    (void)ring.run(ops / 4);
-    for (unsigned r = 0; r < runs; ++r) raw_rates.push_back(double(ops) / ring.run(ops));
+  for (unsigned r = 0; r <= runs; ++r) {
+    std::uint64_t n = r == 0 ? ops / 4 : ops;
+    if (options.run_veloq()) {
+      double s = executor.block_on(veloq_run(n));
+      if (r > 0) veloq_rates.push_back(double(n) / s);
+    }
+    if (options.run_baseline()) {
+      double s = raw.run(n);
+      if (r > 0) raw_rates.push_back(double(n) / s);
+    }
   }
 
   Report report("veloq-bench-nop");
@@ -129,9 +157,13 @@ int main(int argc, char** argv) try {
                     .runs = runs,
                     .extra = {{"in_flight", double(in_flight)},
                               {"ops_per_run", double(ops)},
+                              {"ring_entries", double(entries)},
                               {"veloq_min", min_of(veloq_rates)},
                               {"veloq_max", max_of(veloq_rates)},
-                              {"baseline_ring_flags", raw_flags}}});
+                              {"baseline_min", min_of(raw_rates)},
+                              {"baseline_max", max_of(raw_rates)},
+                              {"ring_flags", flag_names(flags)},
+                              {"registered_ring_fd", raw.registered_fd() ? "yes" : "no"}}});
   return report.finish(options);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "veloq-bench-nop: %s\n", e.what());

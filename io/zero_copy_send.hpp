@@ -1,0 +1,68 @@
+// ZeroCopySend (internal): the operation behind StreamSocket::write_zero_copy.
+// It sends with IORING_OP_SEND_ZC or with plain IORING_OP_SEND, whichever the
+// caller's policy chose, and turns a refusal of SEND_ZC into a plain send of
+// the same bytes: EINVAL (a kernel before 6.0 does not know the opcode; later
+// calls of the whole process then go straight to plain send) or EOPNOTSUPP (a
+// socket that cannot do it). The result is the bytes sent (possibly fewer
+// than asked, like write()).
+#pragma once
+
+#include <veloq/io/operation.hpp>
+#include <veloq/io/uring_compat.hpp>
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+
+namespace veloq::io::internal {
+
+// Cleared the first time the kernel refuses the SEND_ZC opcode; read by every shard.
+inline std::atomic<bool> send_zc_accepted{true};
+
+class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase {
+ public:
+  ZeroCopySend(int fd, const void* data, std::size_t size, bool zero_copy) noexcept
+      : OpBase(zero_copy ? "send_zc" : "send", fd, &ZeroCopySend::prepare), data_(data), size_(size),
+        zero_copy_(zero_copy && send_zc_accepted.load(std::memory_order_relaxed)) {
+    continue_ = &ZeroCopySend::fall_back;
+  }
+
+  template <typename Rep, typename Period>
+  ZeroCopySend&& with_timeout(std::chrono::duration<Rep, Period> timeout) && noexcept {
+    deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
+    return std::move(*this);
+  }
+  ZeroCopySend&& with_deadline(Clock::time_point deadline) && noexcept {
+    deadline_ = deadline;
+    return std::move(*this);
+  }
+
+  bool await_ready() noexcept { return ready(); }
+  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  std::size_t await_resume() { return static_cast<std::size_t>(take_result()); }
+
+ private:
+  static void prepare(OpBase* self, io_uring_sqe* sqe) {
+    auto* op = static_cast<ZeroCopySend*>(self);
+    if (op->zero_copy_)
+      io_uring_prep_send_zc(sqe, op->fd(), op->data_, op->size_, MSG_NOSIGNAL, 0);
+    else
+      io_uring_prep_send(sqe, op->fd(), op->data_, op->size_, MSG_NOSIGNAL);
+  }
+  // A refused SEND_ZC sends again, plainly; nothing was sent by the refused one.
+  static bool fall_back(OpBase* self, int result) noexcept {
+    auto* op = static_cast<ZeroCopySend*>(self);
+    if (!op->zero_copy_ || (result != -EINVAL && result != -EOPNOTSUPP)) return false;
+    op->zero_copy_ = false;
+    if (result == -EINVAL) send_zc_accepted.store(false, std::memory_order_relaxed);
+    return true;
+  }
+
+  const void* data_;
+  std::size_t size_;
+  bool zero_copy_;
+};
+
+}  // namespace veloq::io::internal
