@@ -185,8 +185,10 @@ class LocalExecutor {
   static constexpr std::int64_t class_slice_ns = 100'000;
   // The class a task spawned with `requested` joins; throws for a class this shard lacks.
   std::uint8_t resolve_class(TaskClass requested) const;
-  // Tasks run between two looks at the mesh (a power of two).
-  static constexpr unsigned mesh_check_interval = 16;
+  // Tasks run between two looks at the mesh (a power of two). Measured: 4 takes
+  // the busy ping-pong from 761 to 681 ns with spawn + join unchanged; 1 costs
+  // spawn + join 5%.
+  static constexpr unsigned mesh_check_interval = 4;
 
   struct WakeRead : io::Completion {
     LocalExecutor* owner = nullptr;
