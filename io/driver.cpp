@@ -24,6 +24,9 @@ unsigned wanted(const DriverConfig& c, unsigned flag) {
     case IORING_SETUP_DEFER_TASKRUN: return c.single_issuer && c.defer_taskrun ? flag : 0;
     case IORING_SETUP_COOP_TASKRUN: return c.coop_taskrun ? flag : 0;
     case IORING_SETUP_SUBMIT_ALL: return c.submit_all ? flag : 0;
+    // Lets a spinning shard see pending completions as IORING_SQ_TASKRUN
+    // without entering the kernel (Driver::has_pending_completions).
+    case IORING_SETUP_TASKRUN_FLAG: return flag;
     default: return 0;
   }
 }
@@ -32,8 +35,12 @@ unsigned wanted(const DriverConfig& c, unsigned flag) {
 
 Driver::Driver(const DriverConfig& config, unsigned shard_id) {
   const FlagStep steps[] = {
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
+       "SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL"},
       {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
        "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL"},
+      {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
+       "SINGLE_ISSUER|COOP_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL"},
       {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
        "SINGLE_ISSUER|COOP_TASKRUN|SUBMIT_ALL"},
       {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, "COOP_TASKRUN|SUBMIT_ALL"},

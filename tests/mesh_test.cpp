@@ -104,10 +104,12 @@ std::pair<int, std::uint64_t> parked_round_trips(RuntimeConfig config) {
 
 }  // namespace
 
-TEST_CASE("a parked shard wakes for a message, 100000 times without a lost wake-up") {
+TEST_CASE("a shard with the default idle spin answers 100000 one-at-a-time messages without a lost wake-up") {
+  // With the idle spin the target catches most messages before it parks (it
+  // may never park at all); the next test makes it park before every one.
   auto [round_trips, parks] = parked_round_trips(unpinned(2));
+  MESSAGE("shard 1 parked " << parks << " times");
   CHECK(round_trips == 100000);
-  CHECK(parks > 0);  // the target really did park between messages
 }
 
 TEST_CASE("both wake methods wake a shard that parks before every message, 100000 times") {
