@@ -88,8 +88,9 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
 
     Rows are matched by their "case"; veloq and baseline become the medians over
     the runs and the ratio is recomputed from those medians, so the three numbers
-    in the report agree with each other. A binary's own "met" wins over parsing
-    its goal text.
+    in the report agree with each other, and "met" is judged on those medians.
+    A binary's own "met" (the majority over the runs) counts only when its goal
+    text cannot be parsed.
     """
     by_case: dict[str, list[Row]] = {}
     for run in runs:
@@ -112,7 +113,7 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
         if row["ratio"] is None and veloq is not None:
             row["ratio"] = median_or_none([_number(r.get("ratio")) for r in rows])
             row["met"] = judge_goal(row["goal"], row)
-        if isinstance(first.get("met"), bool):
+        if row["met"] is None and isinstance(first.get("met"), bool):
             row["met"] = sum(bool(r.get("met")) for r in rows) * 2 > len(rows)
         merged.append(row)
     return merged
