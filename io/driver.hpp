@@ -78,13 +78,10 @@ class Driver {
   // Cancels every operation in flight and reaps until none is left (shutdown).
   void cancel_all_and_drain() noexcept;
 
-  // Completions are waiting to be reaped, (DEFER_TASKRUN) the kernel has work
-  // to run for us at the next enter, or operations prepared this turn still
-  // wait to be submitted: in every case the next enter makes progress, so a
-  // shard spinning for work should stop and enter (prepared operations cannot
-  // complete before that enter submits them). Plain memory reads; no syscall.
+  // Completions are waiting to be reaped, or (DEFER_TASKRUN) the kernel has
+  // work to run for us at the next enter. Plain memory reads; no syscall.
   bool has_pending_completions() const noexcept {
-    return ring_.sq.sqe_tail != IO_URING_READ_ONCE(*ring_.sq.khead) || io_uring_cq_ready(&ring_) > 0 ||
+    return io_uring_cq_ready(&ring_) > 0 ||
            (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
   }
   unsigned in_flight() const noexcept { return in_flight_; }

@@ -240,7 +240,9 @@ void LocalExecutor::poll_or_park() {
   }
   std::optional<Clock::time_point> deadline = timers_.next_deadline();
   if (idle && deadline && *deadline <= Clock::now()) idle = false;
-  if (idle && spin_for_work(deadline)) idle = false;
+  // Operations prepared this turn cannot complete before an enter submits
+  // them: submit now and spin on a later turn.
+  if (idle && (driver_.has_unsubmitted() || spin_for_work(deadline))) idle = false;
   if (!idle || !try_park()) {
     driver_.enter(false);
     return;

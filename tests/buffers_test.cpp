@@ -506,11 +506,7 @@ TEST_CASE("a buffer dropped on another shard goes back to its home pool") {
 
 TEST_CASE("a multishot receive on a tiny ring hits ENOBUFS, re-arms, and delivers every byte in order") {
   LocalExecutor ex(own_pool_shard());
-  ProvidedBufferRingConfig config;
-  config.group_id = 3;
-  config.entries = 2;
-  config.buffer_bytes = 64;
-  ProvidedBufferRing ring(ex.driver(), 0, config);
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 3, .entries = 2, .buffer_bytes = 64});
   CHECK(ring.available() == 2);
   auto [client, server] = tcp_pair();
   FdCloser close_client{client}, close_server{server};
@@ -542,11 +538,7 @@ TEST_CASE("a multishot receive on a tiny ring hits ENOBUFS, re-arms, and deliver
 
 TEST_CASE("a held provided buffer keeps the kernel from reusing it until the view is dropped") {
   LocalExecutor ex(own_pool_shard());
-  ProvidedBufferRingConfig config;
-  config.group_id = 4;
-  config.entries = 4;
-  config.buffer_bytes = 128;
-  ProvidedBufferRing ring(ex.driver(), 0, config);
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 4, .entries = 4, .buffer_bytes = 128});
   auto [client, server] = tcp_pair();
   FdCloser close_client{client}, close_server{server};
   ex.block_on([](ProvidedBufferRing& ring, int server, int client) -> Task<void> {
@@ -570,11 +562,7 @@ TEST_CASE("a held provided buffer keeps the kernel from reusing it until the vie
 
 TEST_CASE("a task waiting for provided buffers resumes when a view is dropped") {
   LocalExecutor ex(own_pool_shard());
-  ProvidedBufferRingConfig config;
-  config.group_id = 5;
-  config.entries = 1;
-  config.buffer_bytes = 64;
-  ProvidedBufferRing ring(ex.driver(), 0, config);
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 5, .entries = 1, .buffer_bytes = 64});
   auto [client, server] = tcp_pair();
   FdCloser close_client{client}, close_server{server};
   ex.block_on([](ProvidedBufferRing& ring, int server, int client) -> Task<void> {
@@ -628,11 +616,7 @@ TEST_CASE("a provided buffer dropped on another shard is given back to its ring 
 
 TEST_CASE("dropping an armed multishot receive cancels it and gives every buffer back") {
   LocalExecutor ex(own_pool_shard());
-  ProvidedBufferRingConfig config;
-  config.group_id = 6;
-  config.entries = 4;
-  config.buffer_bytes = 64;
-  ProvidedBufferRing ring(ex.driver(), 0, config);
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 6, .entries = 4, .buffer_bytes = 64});
   auto [client, server] = tcp_pair();
   FdCloser close_client{client}, close_server{server};
   const unsigned baseline = ex.driver().in_flight();
@@ -654,11 +638,7 @@ TEST_CASE("dropping an armed multishot receive cancels it and gives every buffer
 
 TEST_CASE("cancelling a task waiting in a multishot receive leaves no operation or buffer behind") {
   LocalExecutor ex(own_pool_shard());
-  ProvidedBufferRingConfig config;
-  config.group_id = 7;
-  config.entries = 2;
-  config.buffer_bytes = 64;
-  ProvidedBufferRing ring(ex.driver(), 0, config);
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 7, .entries = 2, .buffer_bytes = 64});
   auto [client, server] = tcp_pair();
   FdCloser close_client{client}, close_server{server};
   const unsigned baseline = ex.driver().in_flight();
