@@ -6,12 +6,13 @@
 namespace veloq::internal {
 
 FramePool::~FramePool() {
-  for (FreeBlock*& head : free_) {
-    while (head != nullptr) {
-      FreeBlock* next = head->next;
-      ::operator delete(head);
-      head = next;
+  for (FreeList& list : free_) {
+    while (list.head != nullptr) {
+      FreeBlock* next = list.head->next;
+      ::operator delete(list.head);
+      list.head = next;
     }
+    list.count = 0;
   }
 }
 

@@ -44,9 +44,10 @@ class FramePool {
   void* allocate(std::size_t bytes) {
     if (pooling && bytes <= max_pooled_bytes && bytes != 0) {
       std::size_t cls = (bytes - 1) / class_bytes;
-      if (FreeBlock* b = free_[cls]) {
-        free_[cls] = b->next;
-        --free_count_[cls];
+      FreeList& list = free_[cls];
+      if (FreeBlock* b = list.head) {
+        list.head = b->next;
+        --list.count;
         return b;
       }
     }
@@ -55,11 +56,12 @@ class FramePool {
   void release(void* block, std::size_t bytes) noexcept {
     if (pooling && bytes <= max_pooled_bytes && bytes != 0) {
       std::size_t cls = (bytes - 1) / class_bytes;
-      if (free_count_[cls] < max_blocks_per_class) {
+      FreeList& list = free_[cls];
+      if (list.count < max_blocks_per_class) {
         auto* b = static_cast<FreeBlock*>(block);
-        b->next = free_[cls];
-        free_[cls] = b;
-        ++free_count_[cls];
+        b->next = list.head;
+        list.head = b;
+        ++list.count;
         return;
       }
     }
@@ -79,8 +81,12 @@ class FramePool {
   struct FreeBlock {
     FreeBlock* next;
   };
-  std::array<FreeBlock*, class_count> free_{};
-  std::array<std::uint32_t, class_count> free_count_{};
+  // A class's list head and length side by side: one cache line per use.
+  struct FreeList {
+    FreeBlock* head = nullptr;
+    std::size_t count = 0;
+  };
+  std::array<FreeList, class_count> free_{};
 };
 
 // Defined here rather than in the class: they need RuntimeContext, whose

@@ -29,6 +29,8 @@ class TypedTaskState : public TaskState {
 
 // Defined in local_executor.hpp.
 inline TaskState* running_task() noexcept;
+// The task running on `peer`'s shard (no thread-local lookup).
+inline TaskState* running_task_beside(const TaskState& peer) noexcept;
 void request_cancel(TaskState* task) noexcept;
 
 }  // namespace internal
@@ -88,7 +90,7 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
 
     bool await_ready() const noexcept { return handle.state_->done(); }
     void await_suspend(std::coroutine_handle<> h) noexcept {
-      joiner = internal::running_task();
+      joiner = internal::running_task_beside(*handle.state_);
       joiner->resume_point = h;
       handle.state_->join_waiter = joiner;
     }

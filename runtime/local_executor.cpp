@@ -9,12 +9,12 @@ namespace veloq {
 
 namespace internal {
 
-void finish_root(TaskState* task, std::coroutine_handle<> root) noexcept {
+std::coroutine_handle<> finish_root(TaskState* task, std::coroutine_handle<> root) noexcept {
   // The root frame has finished and written its outcome: free the frame now
   // (we are in its final suspend, so destroying it is allowed).
   task->root = nullptr;
   root.destroy();
-  task->executor->finish(task);
+  return task->executor->finish_running(task);
 }
 
 void report_detached_failure(const TaskState* task, std::exception_ptr error) noexcept {
@@ -171,16 +171,16 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
       continue;
     }
     t->phase = Phase::running;
-    t->add_ref();  // the task may finish (and be freed) inside resume()
     current_ = t;
     ++cls.stats.tasks_run;
     t->resume_point.resume();
-    current_ = nullptr;
+    t = std::exchange(current_, nullptr);  // another task, if `t` finished and handed over to its joiner
     if (t->phase == Phase::running) {
       t->phase = Phase::suspended;
       if (t->cancel_requested) cancel_now(t);
+    } else if (t->phase == Phase::done) {
+      t->release();  // the running task's reference, which finish() left to us
     }
-    t->release();
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
     if constexpr (Timed) {
       *now = internal::ShardHeartbeat::now_ns();
@@ -255,11 +255,28 @@ void LocalExecutor::poll_or_park() {
   endpoint_.unpark();
 }
 
-void LocalExecutor::finish(internal::TaskState* t) noexcept {
-  t->phase = internal::TaskState::Phase::done;
-  unlink_live(t);
-  if (internal::TaskState* joiner = std::exchange(t->join_waiter, nullptr)) joiner->wake();
-  t->release();  // the running task's reference
+std::coroutine_handle<> LocalExecutor::finish_running(internal::TaskState* t) noexcept {
+  using Phase = internal::TaskState::Phase;
+  internal::TaskState* joiner = t->join_waiter;
+  // Hand-off: when the joiner would be the next task to run anyway (its class
+  // has nothing else ready), it continues at once on this thread by symmetric
+  // transfer, without a trip through the ready queue. Not across classes and
+  // not once the turn's quota is spent, so order, class shares and quotas are
+  // as if it had been queued.
+  if (joiner != nullptr && joiner->phase == Phase::suspended && !joiner->cancel_requested &&
+      joiner->sched_class == t->sched_class && classes_.entry(t->sched_class).queue.empty() &&
+      !heartbeat_.quota_expired.load(std::memory_order_relaxed)) {
+    t->join_waiter = nullptr;
+    t->phase = Phase::done;
+    unlink_live(t);
+    joiner->phase = Phase::running;
+    current_ = joiner;
+    ++classes_.entry(joiner->sched_class).stats.tasks_run;
+    t->release();  // the finished task's running reference
+    return joiner->resume_point;
+  }
+  finish(t);
+  return std::noop_coroutine();
 }
 
 void LocalExecutor::cancel_now(internal::TaskState* t) noexcept {

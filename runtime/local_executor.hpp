@@ -87,7 +87,7 @@ class LocalExecutor {
 
   // Makes `task` a task of this shard; it starts on a later loop turn.
   template <typename T>
-  JoinHandle<T> spawn(Task<T> task, SpawnOptions options = {},
+  JoinHandle<T> spawn(Task<T> task, const SpawnOptions& options = {},
                       SourceLocation site = SourceLocation::current());
 
   // Runs the loop until `task` finishes and returns its result. Enters this
@@ -149,8 +149,18 @@ class LocalExecutor {
     return h.state_;
   }
 
-  // Called from the root's final suspend and from cancellation.
-  void finish(internal::TaskState* t) noexcept;
+  // Called from the running root's final suspend: finishes `t` and returns
+  // the coroutine to continue with (its joiner, or a no-op back to the loop).
+  std::coroutine_handle<> finish_running(internal::TaskState* t) noexcept;
+  // Called from cancellation and by finish_running(). The running
+  // task's reference is released here, or by the loop once resume() returns
+  // when `t` is the task that is running (it must outlive its own resume()).
+  void finish(internal::TaskState* t) noexcept {
+    t->phase = internal::TaskState::Phase::done;
+    unlink_live(t);
+    if (internal::TaskState* joiner = std::exchange(t->join_waiter, nullptr)) schedule(joiner);
+    if (t != current_) t->release();
+  }
 
  private:
   void run_turn();
@@ -225,6 +235,8 @@ inline TaskState* running_task() noexcept {
   return RuntimeContext::current("awaiting inside a task").executor().current_task();
 }
 
+inline TaskState* running_task_beside(const TaskState& peer) noexcept { return peer.executor->current_task(); }
+
 template <typename T>
 void destroy_typed_state(TaskState* t) noexcept {
   auto* s = static_cast<TypedTaskState<T>*>(t);
@@ -241,7 +253,7 @@ void set_cancelled_outcome(TaskState* t) noexcept {
 }  // namespace internal
 
 template <typename T>
-JoinHandle<T> LocalExecutor::spawn(Task<T> task, SpawnOptions options, SourceLocation site) {
+JoinHandle<T> LocalExecutor::spawn(Task<T> task, const SpawnOptions& options, SourceLocation site) {
   if (!task.valid()) throw RuntimeMisuse("veloq: spawn of an empty Task");
   std::uint8_t cls = 0;
   if (classes_.count() > 1 || !options.task_class.inherits()) [[unlikely]] cls = resolve_class(options.task_class);
@@ -285,7 +297,7 @@ T LocalExecutor::block_on(Task<T> task) {
 
 // Spawns `task` on the current shard.
 template <typename T>
-JoinHandle<T> spawn(Task<T> task, SpawnOptions options = {},
+JoinHandle<T> spawn(Task<T> task, const SpawnOptions& options = {},
                     SourceLocation site = SourceLocation::current()) {
   return RuntimeContext::current("spawn").executor().spawn(std::move(task), options, site);
 }

@@ -4,20 +4,16 @@
 
 #include <veloq/runtime/task_state.hpp>
 
-#include <cstddef>
-
 namespace veloq::internal {
 
 class ReadyQueue {
  public:
   bool empty() const noexcept { return head_ == nullptr; }
-  std::size_t size() const noexcept { return size_; }
 
   void push_back(TaskState* t) noexcept {
     t->next_ready = nullptr;
     (tail_ ? tail_->next_ready : head_) = t;
     tail_ = t;
-    ++size_;
   }
 
   TaskState* pop_front() noexcept {
@@ -25,7 +21,6 @@ class ReadyQueue {
     if (t) {
       head_ = t->next_ready;
       if (!head_) tail_ = nullptr;
-      --size_;
     }
     return t;
   }
@@ -33,7 +28,6 @@ class ReadyQueue {
  private:
   TaskState* head_ = nullptr;
   TaskState* tail_ = nullptr;
-  std::size_t size_ = 0;
 };
 
 }  // namespace veloq::internal

@@ -25,9 +25,11 @@ class Task;
 
 namespace internal {
 
-// Finishes the spawned task whose root coroutine just completed. Defined in
-// local_executor.cpp: it wakes a joiner and frees the root frame.
-void finish_root(TaskState* task, std::coroutine_handle<> root) noexcept;
+// Finishes the spawned task whose root coroutine just completed: frees the
+// root frame and wakes a joiner. Returns the coroutine to continue with: the
+// joiner itself when the executor hands the thread straight to it, else a
+// no-op (back to the loop). Defined in local_executor.cpp.
+std::coroutine_handle<> finish_root(TaskState* task, std::coroutine_handle<> root) noexcept;
 // Logs the exception that ended a detached task: nobody else will see it.
 void report_detached_failure(const TaskState* task, std::exception_ptr error) noexcept;
 
@@ -44,8 +46,7 @@ class PromiseBase {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
       PromiseBase& p = self.promise();
       if (p.continuation_) return p.continuation_;
-      finish_root(p.root_task_, self);
-      return std::noop_coroutine();
+      return finish_root(p.root_task_, self);
     }
     void await_resume() const noexcept {}
   };

@@ -46,7 +46,7 @@ class TaskScope {
   // Starts `task` as a child of this scope. On a cancelled or failed scope
   // the child is cancelled before it runs.
   template <typename T>
-  void spawn(Task<T> task, SpawnOptions options = {}, SourceLocation site = SourceLocation::current()) {
+  void spawn(Task<T> task, const SpawnOptions& options = {}, SourceLocation site = SourceLocation::current()) {
     JoinHandle<void> handle = executor_->spawn(run_child(Child(*this), std::move(task)), options, site);
     // The Child now lives in the new frame and is our list's tail.
     tail_->task_ = LocalExecutor::handle_state(handle);

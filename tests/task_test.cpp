@@ -83,6 +83,39 @@ TEST_CASE("spawned tasks run concurrently and join returns their results") {
   }());
 }
 
+TEST_CASE("a joiner resumes after the tasks queued before it, and at once when none are") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::vector<std::string> order;
+    auto note = [](std::vector<std::string>& out, std::string what) -> Task<void> {
+      out.push_back(std::move(what));
+      co_return;
+    };
+    auto first = spawn(note(order, "first"));
+    auto second = spawn(note(order, "second"));
+    co_await first;  // `first` ends while `second` is still queued: we wait our turn
+    order.emplace_back("joined first");
+    co_await second;
+    auto alone = spawn(note(order, "alone"));
+    co_await alone;  // nothing else is ready: the hand-off path
+    order.emplace_back("joined alone");
+    CHECK(order == std::vector<std::string>{"first", "second", "joined first", "alone", "joined alone"});
+    // A joiner cancelled while it waits is not handed the thread: it is destroyed.
+    int reached = 0;
+    auto waiter = [](int& after, JoinHandle<void> h) -> Task<void> {
+      co_await h;
+      ++after;
+    };
+    auto slow = spawn(count_to(reached, 3));
+    auto joiner = spawn(waiter(reached, std::move(slow)));
+    co_await yield();
+    joiner.cancel();
+    CHECK_THROWS_AS(co_await joiner, TaskCancelled);
+    for (int i = 0; i < 5; ++i) co_await yield();
+    CHECK(reached == 3);  // the awaited task ran to its end; the joiner never resumed
+  }());
+}
+
 TEST_CASE("joining a failed task rethrows its exception") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
