@@ -86,6 +86,8 @@ class Driver {
   }
   unsigned in_flight() const noexcept { return in_flight_; }
   bool has_unsubmitted() const noexcept;
+  // SQEs prepared since the last submission (plain reads of our own ring state).
+  unsigned unsubmitted() const noexcept { return ring_.sq.sqe_tail - ring_.sq.sqe_head; }
   int ring_fd() const noexcept { return ring_.ring_fd; }
   unsigned setup_flags() const noexcept { return setup_flags_; }
   unsigned features() const noexcept { return ring_.features; }

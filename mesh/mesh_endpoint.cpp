@@ -195,7 +195,6 @@ void MeshEndpoint::make_room_visible(unsigned from) noexcept {
 unsigned MeshEndpoint::drain_inbound(unsigned budget) {
   ShardSignal& sig = mesh_.signal(self_);
   unsigned ran = 0;
-  MeshMessage batch[64];
   for (unsigned w = 0; w < sig.words(); ++w) {
     std::uint64_t peers = backlog_[w] | sig.take_pending(w);
     backlog_[w] = 0;
@@ -208,6 +207,7 @@ unsigned MeshEndpoint::drain_inbound(unsigned budget) {
       }
       peers &= peers - 1;
       SpscRing& ring = mesh_.ring(from, self_);
+      MeshMessage batch[64];  // here, not above: an idle turn should not initialize 64 messages
       std::size_t got = 0;
       do {
         std::size_t want = budget - ran < 64 ? budget - ran : 64;

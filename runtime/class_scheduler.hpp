@@ -50,7 +50,6 @@ class ClassScheduler {
 
   Entry& entry(unsigned index) noexcept { return classes_[index]; }
   const Entry& entry(unsigned index) const noexcept { return classes_[index]; }
-  void push(TaskState* t) noexcept { classes_[t->sched_class].queue.push_back(t); }
   bool empty() const noexcept;
 
   // The class with ready tasks that should run next, or null if none has any.

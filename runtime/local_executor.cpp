@@ -31,7 +31,6 @@ void report_detached_failure(const TaskState* task, std::exception_ptr error) no
 
 void request_cancel(TaskState* task) noexcept { task->executor->cancel(task); }
 
-void TaskState::wake() noexcept { executor->schedule(this); }
 
 }  // namespace internal
 
@@ -147,6 +146,7 @@ void LocalExecutor::run_ready_tasks() {
     internal::ClassScheduler::charge(*cls, static_cast<std::uint64_t>(now - started));
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;
     if (endpoint_.has_staged() || endpoint_.inbound_waiting()) break;
+    if (submit_batch_reached()) break;
   }
 }
 
@@ -182,6 +182,7 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
       t->release();  // the running task's reference, which finish() left to us
     }
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
+    if (submit_batch_reached()) break;  // this turn's enter carries enough
     if constexpr (Timed) {
       *now = internal::ShardHeartbeat::now_ns();
       if (*now >= until) break;
@@ -264,7 +265,7 @@ std::coroutine_handle<> LocalExecutor::finish_running(internal::TaskState* t) no
   // not once the turn's quota is spent, so order, class shares and quotas are
   // as if it had been queued.
   if (joiner != nullptr && joiner->phase == Phase::suspended && !joiner->cancel_requested &&
-      joiner->sched_class == t->sched_class && classes_.entry(t->sched_class).queue.empty() &&
+      joiner->sched_class == t->sched_class && t->ready_queue->empty() &&
       !heartbeat_.quota_expired.load(std::memory_order_relaxed)) {
     t->join_waiter = nullptr;
     t->phase = Phase::done;

@@ -105,12 +105,7 @@ class LocalExecutor {
   void destroy_all_tasks() noexcept;
 
   internal::TaskState* current_task() const noexcept { return current_; }
-  void schedule(internal::TaskState* t) noexcept {
-    using Phase = internal::TaskState::Phase;
-    if (t->phase == Phase::queued || t->phase == Phase::done) return;
-    t->phase = Phase::queued;
-    classes_.push(t);
-  }
+  void schedule(internal::TaskState* t) noexcept { t->wake(); }
   void cancel(internal::TaskState* t) noexcept;
 
   // Priority classes (runtime/task_class.hpp). Classes are per shard; those
@@ -164,6 +159,10 @@ class LocalExecutor {
 
  private:
   void run_turn();
+  // The tasks of this turn have prepared ShardConfig::submit_batch SQEs.
+  bool submit_batch_reached() const noexcept {
+    return config_.submit_batch != 0 && driver_.unsubmitted() >= config_.submit_batch;
+  }
   void run_ready_tasks();
   // Runs up to `budget` tasks of one class. A timed run also stops at `until`
   // and leaves in `*now` the clock reading taken after its last task.
@@ -268,6 +267,7 @@ JoinHandle<T> LocalExecutor::spawn(Task<T> task, const SpawnOptions& options, So
   s->executor = this;
   s->name = options.name;
   s->sched_class = cls;
+  s->ready_queue = &classes_.entry(cls).queue;
   s->spawn_site = site;
   if (config_.track_tasks) s->spawned_at_ns = static_cast<std::uint64_t>(internal::ShardHeartbeat::now_ns());
   s->destroy_self = &internal::destroy_typed_state<T>;

@@ -30,4 +30,10 @@ class ReadyQueue {
   TaskState* tail_ = nullptr;
 };
 
+inline void TaskState::wake() noexcept {
+  if (phase == Phase::queued || phase == Phase::done) return;
+  phase = Phase::queued;
+  ready_queue->push_back(this);
+}
+
 }  // namespace veloq::internal

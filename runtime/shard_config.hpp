@@ -30,6 +30,14 @@ struct ShardConfig {
   // idle shard spins only right after it has worked, so this costs nothing
   // while the runtime stays idle. 0 parks at once.
   unsigned idle_spin_us = 50;
+  // Most SQEs one loop turn hands to the kernel: once the tasks of a turn
+  // have prepared this many, the turn stops running tasks and its one
+  // io_uring_enter submits them; the rest run on the next turns. Small
+  // submissions keep a disk that serves requests as they arrive busy (a
+  // large batch reaches the device only after all of it has been issued,
+  // while the device may sit idle); large ones cost fewer syscalls.
+  // 0: no limit (task_budget alone ends the batch).
+  unsigned submit_batch = 0;
   mesh::MeshConfig mesh;
   io::DriverConfig driver;
   BlockingPoolConfig blocking_pool;

@@ -16,6 +16,8 @@ class LocalExecutor;
 
 namespace veloq::internal {
 
+class ReadyQueue;
+
 class TaskState {
  public:
   enum class Phase : std::uint8_t { created, running, suspended, queued, done };
@@ -27,6 +29,7 @@ class TaskState {
   std::coroutine_handle<> root;             // the spawned coroutine; null once done
   TaskState* join_waiter = nullptr;         // the task awaiting our JoinHandle
   LocalExecutor* executor = nullptr;
+  ReadyQueue* ready_queue = nullptr;        // the queue of the task's class on its executor
   const char* name = nullptr;
   SourceLocation spawn_site;
   std::uint64_t spawned_at_ns = 0;
@@ -44,7 +47,8 @@ class TaskState {
     resume_point = h;
     wake();
   }
-  // Schedules the task to continue where it suspended.
+  // Schedules the task to continue where it suspended (a no-op if it is
+  // already queued or done). Defined in ready_queue.hpp.
   void wake() noexcept;
 
   void add_ref() noexcept { ++refs; }
@@ -58,3 +62,7 @@ class TaskState {
 };
 
 }  // namespace veloq::internal
+
+// wake() is inline and needs ReadyQueue, which needs TaskState: both headers
+// include each other, each after its own definitions.
+#include <veloq/runtime/ready_queue.hpp>

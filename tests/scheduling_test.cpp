@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <veloq/io/operation.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/blocking_pool.hpp>
 #include <veloq/runtime/maybe_yield.hpp>
@@ -48,6 +49,30 @@ Task<bool> eventually(Pred done, std::chrono::milliseconds limit = 5000ms) {
   auto end = std::chrono::steady_clock::now() + how_long;
   while (std::chrono::steady_clock::now() < end) {
   }
+}
+
+TEST_CASE("submit_batch caps the SQEs one loop turn hands to the kernel; 0 leaves them to one enter") {
+  auto enters_for_16_nops = [](unsigned submit_batch) {
+    ShardConfig config;
+    config.submit_batch = submit_batch;
+    LocalExecutor ex(config);
+    std::uint64_t before = ex.driver().stats().enters;
+    std::uint64_t submitted_before = ex.driver().stats().submitted;
+    ex.block_on([]() -> Task<void> {
+      auto nop_once = []() -> Task<void> {
+        (void)co_await io::Operation("nop", -1, [](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
+      };
+      std::vector<JoinHandle<void>> all;
+      for (int i = 0; i < 16; ++i) all.push_back(spawn(nop_once()));
+      for (auto& h : all) co_await h;
+    }());
+    CHECK(ex.driver().stats().submitted - submitted_before == 16);
+    return ex.driver().stats().enters - before;
+  };
+  std::uint64_t unlimited = enters_for_16_nops(0);
+  std::uint64_t by_two = enters_for_16_nops(2);
+  CHECK(by_two >= 8);  // 16 NOPs, at most 2 per enter
+  CHECK(unlimited < by_two);
 }
 
 TEST_CASE("spawn_blocking runs the call on a helper thread and resumes the caller on its own shard") {
