@@ -31,7 +31,6 @@ void report_detached_failure(const TaskState* task, std::exception_ptr error) no
 
 void request_cancel(TaskState* task) noexcept { task->executor->cancel(task); }
 
-
 }  // namespace internal
 
 LocalExecutor::LocalExecutor(const ShardConfig& config)

@@ -4,7 +4,7 @@
 // `size` bytes outstanding and sends the next only after the whole echo came back. After
 // a warm-up it counts the round trips that complete during D seconds and records each
 // one's latency in a log-linear histogram, then prints
-//     round_trips/s: X  p50_us: Y  p99_us: Z
+//     round_trips/s: X  p50_us: Y  p99_us: Z  client_cpu: C%
 // and optionally writes the same figures as JSON.
 //
 // The client is one thread on io_uring, so that it costs less per round trip than the
@@ -60,7 +60,9 @@ const char usage[] =
     "  --size BYTES   request size (default 64)\n"
     "  --warmup S     warm-up seconds before measuring (default 1)\n"
     "  --json PATH    also write {conns,size,seconds,round_trips,rps,p50_us,p99_us,...}\n"
-    "Prints 'round_trips/s: X  p50_us: Y  p99_us: Z'. Exits 1 if a connection fails.\n";
+    "Prints 'round_trips/s: X  p50_us: Y  p99_us: Z  client_cpu: C%' (C: the client's own CPU\n"
+    "time over the run, as a share of one core; near 100% the client sets the pace). Exits 1\n"
+    "if a connection fails.\n";
 
 struct options {
     std::string host = "127.0.0.1";
@@ -253,7 +255,20 @@ int connect_one(const sockaddr_in& addr, const options& opts, int ordinal) {
 struct results {
     std::uint64_t round_trips = 0;
     latency_histogram latency;
+    // The client's own CPU time (user + system) over the whole run, as a share of
+    // one core: near 1.0 means the client, not the server, set the pace.
+    double client_cpu = 0;
 };
+
+// User plus system CPU time this process has used, in ns.
+std::uint64_t process_cpu_ns() noexcept {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    auto ns = [](const timeval& t) {
+        return static_cast<std::uint64_t>(t.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(t.tv_usec) * 1'000u;
+    };
+    return ns(usage.ru_utime) + ns(usage.ru_stime);
+}
 
 class load_generator {
 public:
@@ -301,6 +316,7 @@ public:
     // Runs warm-up then measurement; returns false after reporting a failed connection.
     bool run(results& out) {
         const std::uint64_t start = now_ns();
+        const std::uint64_t cpu_at_start = process_cpu_ns();
         _measure_from = start + seconds_to_ns(_opts.warmup);
         _measure_until = _measure_from + seconds_to_ns(_opts.seconds);
         _results = &out;
@@ -310,6 +326,7 @@ public:
         while (true) {
             const std::uint64_t now = now_ns();
             if (now >= _measure_until) {
+                out.client_cpu = static_cast<double>(process_cpu_ns() - cpu_at_start) / static_cast<double>(now - start);
                 return true;
             }
             // Wake at least every 100 ms so a stalled server cannot stretch the run.
@@ -445,9 +462,9 @@ bool write_json(const options& opts, const results& res, double rps, double p50_
     }
     std::fprintf(file,
                  "{\"conns\":%d,\"size\":%zu,\"seconds\":%g,\"warmup\":%g,\"round_trips\":%llu,"
-                 "\"rps\":%.1f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f}\n",
+                 "\"rps\":%.1f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"client_cpu_percent\":%.1f}\n",
                  opts.conns, opts.size, opts.seconds, opts.warmup,
-                 static_cast<unsigned long long>(res.round_trips), rps, p50_us, p99_us, p999_us);
+                 static_cast<unsigned long long>(res.round_trips), rps, p50_us, p99_us, p999_us, 100 * res.client_cpu);
     const bool ok = std::fflush(file) == 0 && !std::ferror(file);
     return std::fclose(file) == 0 && ok;
 }
@@ -508,7 +525,8 @@ int main(int argc, char** argv) {
     const double p50_us = res.latency.quantile_ns(0.50) / 1e3;
     const double p99_us = res.latency.quantile_ns(0.99) / 1e3;
     const double p999_us = res.latency.quantile_ns(0.999) / 1e3;
-    std::printf("round_trips/s: %.0f  p50_us: %.1f  p99_us: %.1f\n", rps, p50_us, p99_us);
+    std::printf("round_trips/s: %.0f  p50_us: %.1f  p99_us: %.1f  client_cpu: %.0f%%\n", rps, p50_us, p99_us,
+                100 * res.client_cpu);
     std::fflush(stdout);
     if (!opts.json_path.empty() && !write_json(opts, res, rps, p50_us, p99_us, p999_us)) {
         return 1;

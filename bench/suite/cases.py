@@ -241,6 +241,7 @@ def echo_round_trips(ctx: Context, server: EchoServer, conns: int, seconds: floa
     program = server.find(ctx)
     per_run: list[float] = []
     tails: list[float] = []
+    client_cpu: list[float] = []
     for i in range(ctx.repeats):
         port = free_port()
         out = ctx.raw / f"{tag}-{i + 1}.json"
@@ -260,9 +261,13 @@ def echo_round_trips(ctx: Context, server: EchoServer, conns: int, seconds: floa
         per_run.append(float(report["rps"]))
         if isinstance(report.get("p99_us"), (int, float)):
             tails.append(float(report["p99_us"]))
+        if isinstance(report.get("client_cpu_percent"), (int, float)):
+            client_cpu.append(float(report["client_cpu_percent"]))
     return Measured(statistics.median(per_run), "rt/s",
                     data={"rps_runs": per_run,
-                          "p99_us": statistics.median(tails) if tails else None})
+                          "p99_us": statistics.median(tails) if tails else None,
+                          # Near 100: the load client's core, not the server, set the pace.
+                          "client_cpu_percent": statistics.median(client_cpu) if client_cpu else None})
 
 
 def _client_report(path: Path, stdout: str) -> dict:
@@ -305,7 +310,9 @@ def echo_plan(ctx: Context, seconds: float) -> Plan:
                                    runs=len(ours.data["rps_runs"]), **common,
                                    extra={"conns": conns, "size": ECHO_SIZE,
                                           "veloq_p99_us": ours.data["p99_us"],
-                                          "baseline_p99_us": peer.data["p99_us"]})
+                                          "baseline_p99_us": peer.data["p99_us"],
+                                          "veloq_client_cpu_percent": ours.data["client_cpu_percent"],
+                                          "baseline_client_cpu_percent": peer.data["client_cpu_percent"]})
                 rows.append(row)
         return rows
 

@@ -100,6 +100,7 @@ def write_report(out: Path, meta: dict, rows: list[Row]) -> None:
         "",
         summary_line(rows),
         "",
+        *client_cpu_lines(rows),
         "![ratio per case](ratio_per_case.png)",
         "",
         "![echo throughput vs connections](echo_throughput_vs_conns.png)",
@@ -108,6 +109,20 @@ def write_report(out: Path, meta: dict, rows: list[Row]) -> None:
         "",
     ]
     (out / "report.md").write_text("\n".join(lines))
+
+
+def client_cpu_lines(rows: list[Row]) -> list[str]:
+    """How busy the echo load client's core was: near 100% it, not the server, set the pace."""
+    lines = []
+    for row in rows:
+        extra = row.get("extra") or {}
+        ours, theirs = extra.get("veloq_client_cpu_percent"), extra.get("baseline_client_cpu_percent")
+        if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
+            lines.append(f"- {row['case']}: load client's core busy {ours:.0f}% against Veloq, "
+                         f"{theirs:.0f}% against {row.get('baseline_name')}")
+    if lines:
+        lines = ["Echo load client CPU (a client near 100% caps every server at the same rate):", ""] + lines + [""]
+    return lines
 
 
 def goal_ratio(goal: str | None) -> float | None:
