@@ -14,6 +14,7 @@ TaskClass ClassScheduler::add(std::string name, unsigned shares) {
   if (count_ == max_classes) throw RuntimeMisuse("veloq: a shard has at most 32 task classes");
   Entry& e = classes_[count_];
   e.shares = shares;
+  e.weight_q16 = weight_for(shares);
   e.vruntime = min_vruntime_;
   e.stats.name = std::move(name);
   e.stats.shares = shares;
@@ -24,6 +25,7 @@ void ClassScheduler::set_shares(TaskClass c, unsigned shares) {
   if (shares == 0 || c.inherits() || c.index() >= count_)
     throw RuntimeMisuse("veloq: set_shares needs a class of this shard and at least one share");
   classes_[c.index()].shares = shares;
+  classes_[c.index()].weight_q16 = weight_for(shares);
   classes_[c.index()].stats.shares = shares;
 }
 
