@@ -59,6 +59,7 @@ Driver::Driver(const DriverConfig& config, unsigned shard_id) {
     if (ret == 0) {
       setup_flags_ = flags;
       defer_taskrun_ = (flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+      taskrun_flag_ = (flags & IORING_SETUP_TASKRUN_FLAG) != 0;
       log().debug("io_uring created with {} ({} entries)", step.name, config.entries);
       break;
     }
@@ -106,9 +107,12 @@ void Driver::enter(bool wait, std::optional<Clock::time_point> deadline) {
       io_uring_submit_and_get_events(&ring_);
     else
       io_uring_submit(&ring_);
-  } else if (defer_taskrun_ && (in_flight_ > background_in_flight_ ||
+  } else if (defer_taskrun_ && ((!taskrun_flag_ && in_flight_ > background_in_flight_) ||
                                  (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0)) {
-    // Completions of a DEFER_TASKRUN ring are only posted when we ask.
+    // Completions of a DEFER_TASKRUN ring are only posted when we ask. With
+    // TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when it has some for
+    // us, so a busy turn with operations still waiting makes no syscall;
+    // without it, any operation in flight may have finished.
     ++stats_.enters;
     io_uring_get_events(&ring_);
   }

@@ -104,6 +104,7 @@ class Driver {
   unsigned in_flight_ = 0;
   unsigned background_in_flight_ = 0;
   bool defer_taskrun_ = false;
+  bool taskrun_flag_ = false;  // the kernel flags pending completions in the SQ ring
   DriverStats stats_;
 };
 

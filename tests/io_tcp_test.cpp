@@ -335,3 +335,25 @@ TEST_CASE("accepts whose task is cancelled at any moment leak no descriptor") {
   }
   CHECK(io_test::open_fd_count() == before);
 }
+
+namespace {
+Task<std::size_t> read_one_byte(TcpStream& stream, char& byte) { co_return co_await stream.read(&byte, 1); }
+}  // namespace
+
+TEST_CASE("a busy shard whose receives wait in the kernel enters it only when something is due") {
+  LocalExecutor ex;
+  ex.block_on([](LocalExecutor& executor) -> Task<void> {
+    auto pair = co_await io_test::connected_pair();
+    char byte = 0;
+    auto reader = spawn(read_one_byte(pair.client, byte));
+    for (int i = 0; i < 10; ++i) co_await yield();  // the receive is armed in the kernel now
+    std::uint64_t enters = executor.driver().stats().enters;
+    std::uint64_t turns = executor.stats().loop_turns;
+    for (int i = 0; i < 100'000; ++i) co_await yield();  // hundreds of busy turns, nothing completes
+    CHECK(executor.stats().loop_turns - turns > 100);
+    CHECK(executor.driver().stats().enters - enters < 20);
+    co_await pair.server.write_all("x", 1);
+    CHECK(co_await reader == 1);  // the completion is still collected
+    CHECK(byte == 'x');
+  }(ex));
+}
