@@ -72,6 +72,10 @@ class OpBase : public Completion {
   // decides what the awaiting task sees if it does stop.
   void cancel(int reason) noexcept;
 
+  // Fails the operation with TimeoutError if it has not completed by
+  // `deadline`; set before it is awaited (see DeadlineSetters).
+  void set_deadline(Clock::time_point deadline) noexcept { deadline_ = deadline; }
+
   // What the error messages call this operation's target.
   void set_subject_path(const char* path) noexcept { path_ = path; }
   void set_subject_address(const SocketAddress* address) noexcept { address_ = address; }
@@ -196,6 +200,21 @@ class OpBase : public Completion {
   bool owns_result_fd_ = false;  // result_ is a descriptor not yet handed out
 };
 
+// The deadline setters of an awaitable operation type `Self` (CRTP), chained
+// on the temporary: `co_await stream.read(buffer).with_timeout(5s)`.
+template <typename Self>
+struct DeadlineSetters {
+  Self&& with_deadline(Clock::time_point deadline) && noexcept {
+    auto& self = static_cast<Self&>(*this);
+    self.set_deadline(deadline);
+    return std::move(self);
+  }
+  template <typename Rep, typename Period>
+  Self&& with_timeout(std::chrono::duration<Rep, Period> timeout) && noexcept {
+    return std::move(*this).with_deadline(Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout));
+  }
+};
+
 // Base of a Finish whose result is a new descriptor the caller takes over.
 struct ResultIsFd {};
 
@@ -212,7 +231,8 @@ struct ReturnResult {
 // Finish: T(int result) or T(int result, Prepare&), turns the non-negative
 // result into the value returned.
 template <typename Prepare, typename Finish = internal::ReturnResult>
-class [[nodiscard("co_await the operation")]] Operation : public internal::OpBase {
+class [[nodiscard("co_await the operation")]] Operation
+    : public internal::OpBase, public internal::DeadlineSetters<Operation<Prepare, Finish>> {
  public:
   Operation(const char* name, int fd, Prepare prepare, Finish finish = {})
       : OpBase(name, fd, &Operation::prepare_thunk), prepare_(std::move(prepare)), finish_(std::move(finish)) {
@@ -222,17 +242,6 @@ class [[nodiscard("co_await the operation")]] Operation : public internal::OpBas
   Operation(Operation&& other) noexcept
       : OpBase(std::move(other)), prepare_(std::move(other.prepare_)), finish_(std::move(other.finish_)) {
     name_subject();
-  }
-
-  // Fails with TimeoutError if the operation has not completed by `deadline`.
-  Operation&& with_deadline(Clock::time_point deadline) && noexcept {
-    deadline_ = deadline;
-    return std::move(*this);
-  }
-  template <typename Rep, typename Period>
-  Operation&& with_timeout(std::chrono::duration<Rep, Period> timeout) && noexcept {
-    deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
-    return std::move(*this);
   }
 
   bool await_ready() noexcept { return ready(); }

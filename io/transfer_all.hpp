@@ -13,7 +13,7 @@
 
 namespace veloq::io::internal {
 
-class [[nodiscard("co_await the operation")]] TransferAll : public OpBase {
+class [[nodiscard("co_await the operation")]] TransferAll : public OpBase, public DeadlineSetters<TransferAll> {
  public:
   enum class Direction { send, receive };
 
@@ -21,16 +21,6 @@ class [[nodiscard("co_await the operation")]] TransferAll : public OpBase {
       : OpBase(name, fd, &TransferAll::prepare), data_(static_cast<std::byte*>(data)), size_(size),
         direction_(direction) {
     continue_ = &TransferAll::advance;
-  }
-
-  template <typename Rep, typename Period>
-  TransferAll&& with_timeout(std::chrono::duration<Rep, Period> timeout) && noexcept {
-    deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
-    return std::move(*this);
-  }
-  TransferAll&& with_deadline(Clock::time_point deadline) && noexcept {
-    deadline_ = deadline;
-    return std::move(*this);
   }
 
   bool await_ready() noexcept { return size_ == 0 || ready(); }

@@ -21,22 +21,12 @@ namespace veloq::io::internal {
 // Cleared the first time the kernel refuses the SEND_ZC opcode; read by every shard.
 inline std::atomic<bool> send_zc_accepted{true};
 
-class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase {
+class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase, public DeadlineSetters<ZeroCopySend> {
  public:
   ZeroCopySend(int fd, const void* data, std::size_t size, bool zero_copy) noexcept
       : OpBase(zero_copy ? "send_zc" : "send", fd, &ZeroCopySend::prepare), data_(data), size_(size),
         zero_copy_(zero_copy && send_zc_accepted.load(std::memory_order_relaxed)) {
     continue_ = &ZeroCopySend::fall_back;
-  }
-
-  template <typename Rep, typename Period>
-  ZeroCopySend&& with_timeout(std::chrono::duration<Rep, Period> timeout) && noexcept {
-    deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout);
-    return std::move(*this);
-  }
-  ZeroCopySend&& with_deadline(Clock::time_point deadline) && noexcept {
-    deadline_ = deadline;
-    return std::move(*this);
   }
 
   bool await_ready() noexcept { return ready(); }

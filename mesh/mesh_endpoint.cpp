@@ -40,7 +40,7 @@ MeshEndpoint::MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config, 
       own_signal_(&mesh.signal(self)),
       config_(config),
       outboxes_(mesh.shard_count()),
-      backlog_(mesh.signal(self).words(), 0),
+      backlog_(own_signal_->words(), 0),
       driver_(driver) {
   dirty_.reserve(mesh.shard_count());
   if (driver_ != nullptr && config.wake == WakeMethod::msg_ring) {
@@ -193,7 +193,7 @@ void MeshEndpoint::make_room_visible(unsigned from) noexcept {
 }
 
 unsigned MeshEndpoint::drain_inbound(unsigned budget) {
-  ShardSignal& sig = mesh_.signal(self_);
+  ShardSignal& sig = *own_signal_;
   unsigned ran = 0;
   for (unsigned w = 0; w < sig.words(); ++w) {
     std::uint64_t peers = backlog_[w] | sig.take_pending(w);
@@ -230,7 +230,7 @@ bool MeshEndpoint::has_inbound_backlog() const noexcept {
 }
 
 bool MeshEndpoint::try_park() noexcept {
-  ShardSignal& sig = mesh_.signal(self_);
+  ShardSignal& sig = *own_signal_;
   sig.publish_parked();
   if (has_inbound_backlog() || sig.any_pending() || sig.stop_requested()) {
     sig.clear_parked();

@@ -81,9 +81,9 @@ class MeshEndpoint {
 
   // Park protocol (see ShardSignal): false means "do not sleep, work arrived".
   bool try_park() noexcept;
-  void unpark() noexcept { mesh_.signal(self_).clear_parked(); }
-  bool stop_requested() const noexcept { return mesh_.signal(self_).stop_requested(); }
-  int wake_fd() const noexcept { return mesh_.signal(self_).wake_fd(); }
+  void unpark() noexcept { own_signal_->clear_parked(); }
+  bool stop_requested() const noexcept { return own_signal_->stop_requested(); }
+  int wake_fd() const noexcept { return own_signal_->wake_fd(); }
 
   // The method this endpoint wakes peers with now: msg_ring only if asked
   // for and the kernel has not refused it.

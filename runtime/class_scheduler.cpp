@@ -13,7 +13,6 @@ TaskClass ClassScheduler::add(std::string name, unsigned shares) {
   if (find(name)) throw RuntimeMisuse("veloq: task class '" + name + "' already exists on this shard");
   if (count_ == max_classes) throw RuntimeMisuse("veloq: a shard has at most 32 task classes");
   Entry& e = classes_[count_];
-  e.shares = shares;
   e.weight_q16 = weight_for(shares);
   e.vruntime = min_vruntime_;
   e.stats.name = std::move(name);
@@ -24,7 +23,6 @@ TaskClass ClassScheduler::add(std::string name, unsigned shares) {
 void ClassScheduler::set_shares(TaskClass c, unsigned shares) {
   if (shares == 0 || c.inherits() || c.index() >= count_)
     throw RuntimeMisuse("veloq: set_shares needs a class of this shard and at least one share");
-  classes_[c.index()].shares = shares;
   classes_[c.index()].weight_q16 = weight_for(shares);
   classes_[c.index()].stats.shares = shares;
 }

@@ -33,7 +33,6 @@ class ClassScheduler {
   struct Entry {
     ReadyQueue queue;
     std::uint64_t vruntime = 0;  // runtime_ns * 1024 / shares, plus catch-ups
-    unsigned shares = default_shares;
     // 1024 / shares in 16.16 fixed point: charging multiplies instead of
     // dividing (a 64-bit division is dozens of cycles, twice per class switch).
     std::uint64_t weight_q16 = weight_for(default_shares);
@@ -49,8 +48,6 @@ class ClassScheduler {
   void set_shares(TaskClass c, unsigned shares);
   std::optional<TaskClass> find(std::string_view name) const noexcept;
   unsigned count() const noexcept { return count_; }
-  // True if `c` names a class of this shard (or inherits).
-  bool valid(TaskClass c) const noexcept { return c.inherits() || c.index() < count_; }
 
   Entry& entry(unsigned index) noexcept { return classes_[index]; }
   const Entry& entry(unsigned index) const noexcept { return classes_[index]; }

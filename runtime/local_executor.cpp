@@ -263,20 +263,20 @@ std::coroutine_handle<> LocalExecutor::finish_running(internal::TaskState* t) no
   // transfer, without a trip through the ready queue. Not across classes and
   // not once the turn's quota is spent, so order, class shares and quotas are
   // as if it had been queued.
-  if (joiner != nullptr && joiner->phase == Phase::suspended && !joiner->cancel_requested &&
-      joiner->sched_class == t->sched_class && t->ready_queue->empty() &&
-      !heartbeat_.quota_expired.load(std::memory_order_relaxed)) {
-    t->join_waiter = nullptr;
-    t->phase = Phase::done;
-    unlink_live(t);
-    joiner->phase = Phase::running;
-    current_ = joiner;
-    ++classes_.entry(joiner->sched_class).stats.tasks_run;
-    t->release();  // the finished task's running reference
-    return joiner->resume_point;
+  bool hand_off = joiner != nullptr && joiner->phase == Phase::suspended && !joiner->cancel_requested &&
+                  joiner->sched_class == t->sched_class && t->ready_queue->empty() &&
+                  !heartbeat_.quota_expired.load(std::memory_order_relaxed);
+  if (!hand_off) {
+    finish(t);
+    return std::noop_coroutine();
   }
-  finish(t);
-  return std::noop_coroutine();
+  t->join_waiter = nullptr;  // not queued: it runs next, below
+  finish(t);                 // `t` is still current_, so its running reference stays ours
+  joiner->phase = Phase::running;
+  current_ = joiner;
+  ++classes_.entry(joiner->sched_class).stats.tasks_run;
+  t->release();
+  return joiner->resume_point;
 }
 
 void LocalExecutor::cancel_now(internal::TaskState* t) noexcept {

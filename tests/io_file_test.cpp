@@ -161,13 +161,7 @@ TEST_CASE("opens whose task is cancelled at any moment leak no descriptor") {
         std::vector<JoinHandle<void>> openers;
         for (int i = 0; i < 8; ++i) openers.push_back(spawn(open_and_hold(path)));
         for (int y = 0; y < round % 5; ++y) co_await veloq::yield();
-        for (auto& h : openers) h.cancel();
-        for (auto& h : openers) {
-          try {
-            co_await h;
-          } catch (const TaskCancelled&) {
-          }
-        }
+        co_await io_test::cancel_and_join(openers);
       }
       co_await remove_file(path);
     }());

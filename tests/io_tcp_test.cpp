@@ -322,13 +322,7 @@ TEST_CASE("accepts whose task is cancelled at any moment leak no descriptor") {
           clients.push_back(fd);
         }
         for (int y = 0; y < round % 4; ++y) co_await veloq::yield();
-        for (auto& h : acceptors) h.cancel();
-        for (auto& h : acceptors) {
-          try {
-            co_await h;
-          } catch (const TaskCancelled&) {
-          }
-        }
+        co_await io_test::cancel_and_join(acceptors);
       }
       for (int fd : clients) ::close(fd);
     }());

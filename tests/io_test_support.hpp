@@ -1,10 +1,13 @@
 // Helpers shared by the io_*_test.cpp files: payload patterns, a connected
 // loopback TCP pair, a file-descriptor limit high enough for the
-// many-connection tests, and a count of the process's open descriptors.
+// many-connection tests, a count of the process's open descriptors, and
+// cancelling a group of tasks.
 #pragma once
 
 #include <veloq/io/tcp_listener.hpp>
 #include <veloq/io/tcp_stream.hpp>
+#include <veloq/runtime/errors.hpp>
+#include <veloq/runtime/join_handle.hpp>
 #include <veloq/runtime/task.hpp>
 
 #include <dirent.h>
@@ -59,6 +62,18 @@ inline veloq::Task<TcpPair> connected_pair() {
   auto client = co_await veloq::io::TcpStream::connect(listener.local_address());
   auto server = co_await listener.accept();
   co_return TcpPair{std::move(client), std::move(server)};
+}
+
+// Cancels every task, then waits for each: a task that finished before its
+// cancel landed is joined normally, the others end in TaskCancelled.
+inline veloq::Task<void> cancel_and_join(std::vector<veloq::JoinHandle<void>>& tasks) {
+  for (auto& task : tasks) task.cancel();
+  for (auto& task : tasks) {
+    try {
+      co_await task;
+    } catch (const veloq::TaskCancelled&) {
+    }
+  }
 }
 
 }  // namespace io_test
