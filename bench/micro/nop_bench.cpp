@@ -34,8 +34,8 @@ constexpr const char* description =
     "NOPs, submit_and_wait(32), walk the 32 CQEs, advance the CQ once, repeat. The\n"
     "two rings are alike: the same number of entries (--entries, default the\n"
     "driver's 256), the same setup flags the Veloq driver obtained from the kernel\n"
-    "(SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL here; the table's extra field names\n"
-    "them), and a registered ring fd when the driver has one. So the ratio is\n"
+    "(SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG|SUBMIT_ALL here; the JSON's extra\n"
+    "field names them), and a registered ring fd when the driver has one. So the ratio is\n"
     "the price of tasks, awaitables and the executor's turn, not of ring setup.\n"
     "Each figure is the median over runs (7, or 3 with --quick) after one\n"
     "warm-up run; the two sides alternate run by run, so a noisy neighbour\n"
@@ -71,6 +71,7 @@ std::string flag_names(unsigned flags) {
   add(IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER");
   add(IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN");
   add(IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN");
+  add(IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG");
   add(IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL");
   return names.empty() ? "none" : names;
 }
