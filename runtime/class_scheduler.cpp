@@ -33,6 +33,12 @@ std::optional<TaskClass> ClassScheduler::find(std::string_view name) const noexc
   return std::nullopt;
 }
 
+TaskClassStats ClassScheduler::stats(unsigned index) const {
+  TaskClassStats s = classes_[index].stats;
+  s.runtime_ns = clock_.to_ns(classes_[index].runtime_ticks);
+  return s;
+}
+
 bool ClassScheduler::empty() const noexcept {
   for (unsigned i = 0; i < count_; ++i)
     if (!classes_[i].queue.empty()) return false;

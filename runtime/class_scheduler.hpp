@@ -10,9 +10,11 @@
 // can spend monopolising the shard afterwards.
 //
 // The executor asks pick() and charge() only while more than one class exists;
-// with the default class alone it runs queue(0) directly.
+// with the default class alone it runs queue(0) directly. Slices are timed
+// with the scheduler's CycleClock, in its ticks.
 #pragma once
 
+#include <veloq/runtime/cycle_clock.hpp>
 #include <veloq/runtime/ready_queue.hpp>
 #include <veloq/runtime/task_class.hpp>
 
@@ -32,7 +34,8 @@ class ClassScheduler {
 
   struct Entry {
     ReadyQueue queue;
-    std::uint64_t vruntime = 0;  // runtime_ns * 1024 / shares, plus catch-ups
+    std::uint64_t vruntime = 0;  // runtime_ticks * 1024 / shares, plus catch-ups
+    std::uint64_t runtime_ticks = 0;
     // 1024 / shares in 16.16 fixed point: charging multiplies instead of
     // dividing (a 64-bit division is dozens of cycles, twice per class switch).
     std::uint64_t weight_q16 = weight_for(default_shares);
@@ -55,13 +58,23 @@ class ClassScheduler {
 
   // The class with ready tasks that should run next, or null if none has any.
   Entry* pick() noexcept;
-  // Accounts `ns` of running time to `e`.
-  static void charge(Entry& e, std::uint64_t ns) noexcept {
-    e.stats.runtime_ns += ns;
-    e.vruntime += (ns * e.weight_q16) >> 16;
+  // Accounts `ticks` of running time to `e`.
+  static void charge(Entry& e, std::uint64_t ticks) noexcept {
+    e.runtime_ticks += ticks;
+    e.vruntime += static_cast<std::uint64_t>((static_cast<unsigned __int128>(ticks) * e.weight_q16) >> 16);
   }
 
+  const CycleClock& clock() const noexcept { return clock_; }
+  // The longest one class runs before the next pick, in clock ticks.
+  std::uint64_t slice_ticks() const noexcept { return slice_ticks_; }
+  // The class's statistics, its running time converted to nanoseconds.
+  TaskClassStats stats(unsigned index) const;
+
  private:
+  static constexpr std::chrono::nanoseconds slice{100'000};
+
+  CycleClock clock_;
+  std::uint64_t slice_ticks_ = clock_.ticks(slice);
   std::array<Entry, max_classes> classes_;
   unsigned count_ = 0;
   std::uint64_t min_vruntime_ = 0;  // never decreases

@@ -136,13 +136,14 @@ void LocalExecutor::run_ready_tasks() {
   }
   // One clock reading per task: the end of a task is the start of the next.
   unsigned budget = config_.task_budget;
-  std::int64_t now = internal::ShardHeartbeat::now_ns();
+  std::uint64_t now = classes_.clock().now();
   while (budget > 0) {
     internal::ClassScheduler::Entry* cls = classes_.pick();
     if (cls == nullptr) break;
-    std::int64_t started = now;
-    budget -= run_class<true>(*cls, budget, started + class_slice_ns, &now);
-    internal::ClassScheduler::charge(*cls, static_cast<std::uint64_t>(now - started));
+    std::uint64_t started = now;
+    budget -= run_class<true>(*cls, budget, started + classes_.slice_ticks(), &now);
+    // Clamped: a thread that moved to another CPU may read a smaller counter.
+    internal::ClassScheduler::charge(*cls, now > started ? now - started : 0);
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;
     if (endpoint_.has_staged() || endpoint_.inbound_waiting()) break;
     if (submit_batch_reached()) break;
@@ -150,8 +151,8 @@ void LocalExecutor::run_ready_tasks() {
 }
 
 template <bool Timed>
-unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::int64_t until,
-                                  std::int64_t* now) {
+unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::uint64_t until,
+                                  std::uint64_t* now) {
   using Phase = internal::TaskState::Phase;
   internal::ReadyQueue& queue = cls.queue;
   unsigned ran = 0;
@@ -183,7 +184,7 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
     if (submit_batch_reached()) break;  // this turn's enter carries enough
     if constexpr (Timed) {
-      *now = internal::ShardHeartbeat::now_ns();
+      *now = classes_.clock().now();
       if (*now >= until) break;
     }
   }
@@ -327,7 +328,7 @@ std::vector<TaskClassStats> LocalExecutor::task_class_stats() const {
   std::vector<TaskClassStats> all;
   std::uint64_t spawned_elsewhere = 0;
   for (unsigned c = 0; c < classes_.count(); ++c) {
-    all.push_back(classes_.entry(c).stats);
+    all.push_back(classes_.stats(c));
     if (c != 0) spawned_elsewhere += all.back().tasks_spawned;
   }
   all[0].tasks_spawned = stats_.tasks_spawned - spawned_elsewhere;

@@ -165,9 +165,9 @@ class LocalExecutor {
   }
   void run_ready_tasks();
   // Runs up to `budget` tasks of one class. A timed run also stops at `until`
-  // and leaves in `*now` the clock reading taken after its last task.
+  // and leaves in `*now` the class clock reading taken after its last task.
   template <bool Timed>
-  unsigned run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::int64_t until, std::int64_t* now);
+  unsigned run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::uint64_t until, std::uint64_t* now);
   void fire_due_timers();
   void collect_blocking_results();
   void poll_or_park();
@@ -190,8 +190,6 @@ class LocalExecutor {
     --live_count_;
   }
 
-  // With several classes, the longest one class runs before the next pick.
-  static constexpr std::int64_t class_slice_ns = 100'000;
   // The class a task spawned with `requested` joins; throws for a class this shard lacks.
   std::uint8_t resolve_class(TaskClass requested) const;
   // Tasks run between two looks at the mesh (a power of two). Measured: 4 takes

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <veloq/mesh/submit_to.hpp>
+#include <veloq/runtime/cycle_clock.hpp>
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/shard_stats.hpp>
 #include <veloq/runtime/sleep.hpp>
@@ -8,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 using namespace veloq;
@@ -72,6 +74,12 @@ TEST_CASE("two busy classes with 100 and 300 shares get 25% and 75% of the shard
                           << heavy.units << "); the scheduler charged it " << 100 * charged << "%");
   CHECK(light_share == doctest::Approx(0.25).epsilon(0.12));  // 25% +- 3 points
   CHECK(charged == doctest::Approx(0.25).epsilon(0.12));
+  // The scheduler's clock counts in its own ticks; what it reports must be
+  // the time the tasks measured (plus the loop's share around them).
+  auto charged_ns = static_cast<double>(classes[1].runtime_ns + classes[2].runtime_ns);
+  auto worked_ns = static_cast<double>((light.worked + heavy.worked).count());
+  CHECK(charged_ns > 0.9 * worked_ns);
+  CHECK(charged_ns < 1.25 * worked_ns);
   CHECK(classes[1].name == "light");
   CHECK(classes[1].shares == 100);
   CHECK(classes[2].tasks_spawned == 3);
@@ -154,4 +162,25 @@ TEST_CASE("classes from the shard configuration have the same ids on every shard
     CHECK(stats[0].classes[2].tasks_spawned == 1);
     CHECK(stats[1].classes[1].name == "latency");
   });
+}
+
+TEST_CASE("the class clock's ticks convert to the time steady_clock measures") {
+  internal::CycleClock clock;
+  CHECK(clock.ns_per_tick() > 0.0);
+  // Each tick reading is bracketed by steady_clock readings, so a preemption
+  // anywhere widens the bounds instead of failing the check.
+  auto before_start = std::chrono::steady_clock::now();
+  std::uint64_t start = clock.now();
+  auto after_start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(20ms);
+  auto before_end = std::chrono::steady_clock::now();
+  std::uint64_t end = clock.now();
+  auto after_end = std::chrono::steady_clock::now();
+  REQUIRE(end > start);
+  auto measured = static_cast<double>(clock.to_ns(end - start));
+  auto shortest = static_cast<double>(std::chrono::nanoseconds(before_end - after_start).count());
+  auto longest = static_cast<double>(std::chrono::nanoseconds(after_end - before_start).count());
+  CHECK(measured > 0.98 * shortest);
+  CHECK(measured < 1.02 * longest);
+  CHECK(clock.ticks(std::chrono::nanoseconds(clock.to_ns(1'000'000))) == doctest::Approx(1'000'000).epsilon(0.001));
 }

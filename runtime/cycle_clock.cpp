@@ -1,0 +1,64 @@
+#include <veloq/runtime/cycle_clock.hpp>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+namespace veloq::internal {
+
+namespace {
+
+struct Source {
+  bool use_tsc = false;
+  double ns_per_tick = 1.0;
+};
+
+#if defined(__x86_64__)
+// CPUID 0x80000007 EDX bit 8: the TSC runs at a constant rate in every
+// P-state and C-state, so ticks measure time.
+bool tsc_is_invariant() noexcept {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000007u) return false;
+  __get_cpuid(0x80000007u, &eax, &ebx, &ecx, &edx);
+  return (edx & (1u << 8)) != 0;
+}
+
+// The TSC's rate against steady_clock over about a millisecond of spinning
+// (this runs at start-up, before any shard loop).
+double measure_ns_per_tick() noexcept {
+  using std::chrono::steady_clock;
+  auto start = steady_clock::now();
+  std::uint64_t start_ticks = __rdtsc();
+  steady_clock::time_point end;
+  do {
+    end = steady_clock::now();
+  } while (end - start < std::chrono::milliseconds(1));
+  std::uint64_t ticks = __rdtsc() - start_ticks;
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start).count();
+  return ticks == 0 ? 0.0 : static_cast<double>(ns) / static_cast<double>(ticks);
+}
+#endif
+
+Source pick_source() noexcept {
+  Source s;
+#if defined(__x86_64__)
+  if (tsc_is_invariant()) {
+    double rate = measure_ns_per_tick();
+    if (rate > 0.0) {
+      s.use_tsc = true;
+      s.ns_per_tick = rate;
+    }
+  }
+#endif
+  return s;
+}
+
+}  // namespace
+
+CycleClock::CycleClock() noexcept {
+  static const Source source = pick_source();
+  use_tsc_ = source.use_tsc;
+  ns_per_tick_ = source.ns_per_tick;
+}
+
+}  // namespace veloq::internal
