@@ -2,7 +2,8 @@
 // not come back to its loop for too long, and says where it is stuck.
 //
 // Each shard publishes a ShardHeartbeat: when its current loop turn started
-// (zero while it sleeps in the kernel). The watchdog reads those words every
+// (zero while it sleeps in the kernel), in CycleClock ticks, which cost a
+// shard a TSC read per turn rather than a steady_clock call. The watchdog reads those words every
 // tick; it never locks anything the shard touches. When a turn has lasted
 // longer than `threshold`, the watchdog sends the shard thread a real-time
 // signal whose handler records a backtrace into the heartbeat's preallocated
@@ -20,6 +21,8 @@
 //   config.stall.threshold = std::chrono::milliseconds(10);
 //   config.stall.on_stall = [](const veloq::StallReport& r) { count(r); };
 #pragma once
+
+#include <veloq/runtime/cycle_clock.hpp>
 
 #include <pthread.h>
 
@@ -55,11 +58,12 @@ namespace internal {
 struct ShardHeartbeat {
   static constexpr int max_frames = 64;
 
-  alignas(64) std::atomic<std::int64_t> turn_started_ns{0};  // 0: asleep or not in the loop
+  alignas(64) std::atomic<std::uint64_t> turn_started{0};  // CycleClock ticks; 0: asleep or not in the loop
   std::atomic<std::uint64_t> turns{0};
   alignas(64) std::atomic<bool> quota_expired{false};  // written by the watchdog
   std::int64_t quota_ns = 0;                          // 0: no time quota
   unsigned quota_checks = 0;                          // maybe_yield's own clock sampling
+  CycleClock clock;
 
   unsigned shard = 0;
   pthread_t thread{};
@@ -73,18 +77,22 @@ struct ShardHeartbeat {
   }
   void begin_turn() noexcept {
     turns.store(turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    turn_started_ns.store(now_ns(), std::memory_order_relaxed);
+    turn_started.store(clock.now(), std::memory_order_relaxed);
     quota_expired.store(false, std::memory_order_relaxed);
   }
-  void going_to_sleep() noexcept { turn_started_ns.store(0, std::memory_order_relaxed); }
+  void going_to_sleep() noexcept { turn_started.store(0, std::memory_order_relaxed); }
+  // How long the turn that started at `started` had run at tick `now`.
+  std::int64_t turn_length_ns(std::uint64_t started, std::uint64_t now) const noexcept {
+    return now > started ? static_cast<std::int64_t>(clock.to_ns(now - started)) : 0;
+  }
 
   // True once the current turn has used its quota. Without a watchdog (a
   // standalone executor) every 32nd call reads the clock itself.
   bool quota_used() noexcept {
     if (quota_expired.load(std::memory_order_relaxed)) return true;
     if (quota_ns == 0 || (++quota_checks & 31) != 0) return false;
-    std::int64_t started = turn_started_ns.load(std::memory_order_relaxed);
-    if (started == 0 || now_ns() - started < quota_ns) return false;
+    std::uint64_t started = turn_started.load(std::memory_order_relaxed);
+    if (started == 0 || turn_length_ns(started, clock.now()) < quota_ns) return false;
     quota_expired.store(true, std::memory_order_relaxed);
     return true;
   }
