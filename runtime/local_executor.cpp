@@ -120,10 +120,11 @@ void LocalExecutor::run_turn() {
   mesh::MeshEndpoint::TurnScope turn(endpoint_);  // MSG_RING wake-ups of peers ride on this turn's enter
   ++stats_.loop_turns;
   heartbeat_.begin_turn();
+  endpoint_.drain_inbound(config_.mesh_budget);
+  endpoint_.flush_outbound();
   run_ready_tasks();
   fire_due_timers();
   collect_blocking_results();
-  endpoint_.drain_inbound(config_.mesh_budget);
   endpoint_.flush_outbound();
   poll_or_park();
   driver_.reap();

@@ -3,20 +3,24 @@
 // It owns the shard's ready queues (one per task class), its timers, its end
 // of the mesh, its io_uring driver and its frame pool. Its loop, one turn at a
 // time:
-//   1. run_ready_tasks()   up to `task_budget` tasks; with several task
+//   1. drain_inbound()     up to `mesh_budget` messages from other shards; the
+//                          tasks they wake run in this turn's step 3
+//   2. flush_outbound()    push staged mesh batches (replies computed in step 1
+//                          leave before the tasks run), wake parked peers (an
+//                          eventfd write, or with WakeMethod::msg_ring an SQE
+//                          step 7 submits)
+//   3. run_ready_tasks()   up to `task_budget` tasks; with several task
 //                          classes, the class with the least virtual runtime
 //                          first (runtime/class_scheduler.hpp)
-//   2. fire_due_timers()
-//   3. collect_blocking_results()  wake tasks whose spawn_blocking calls ended
-//   4. drain_inbound()     up to `mesh_budget` messages from other shards
-//   5. flush_outbound()    push staged mesh batches, wake parked peers (an eventfd
-//                          write, or with WakeMethod::msg_ring an SQE step 6 submits)
-//   6. poll_or_park()      the turn's single io_uring_enter: submit, collect,
+//   4. fire_due_timers()
+//   5. collect_blocking_results()  wake tasks whose spawn_blocking calls ended
+//   6. flush_outbound()    again, for what steps 3-5 staged
+//   7. poll_or_park()      the turn's single io_uring_enter: submit, collect,
 //                          and sleep there if nothing else is left to do
 //                          (after spinning `idle_spin_us` for work to arrive)
-//   7. reap_completions()  run completion handlers (they wake tasks)
-// Budgets on steps 1 and 4 keep mesh work and local tasks from starving each
-// other; step 1 also ends early once the turn has used its time quota, or,
+//   8. reap_completions()  run completion handlers (they wake tasks)
+// Budgets on steps 1 and 3 keep mesh work and local tasks from starving each
+// other; step 3 also ends early once the turn has used its time quota, or,
 // every few tasks, when mesh messages wait to go out or come in.
 // Nothing here is thread-safe except request_stop(): every other call
 // belongs to the shard's own thread.
