@@ -4,6 +4,8 @@
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/blocking_pool.hpp>
 #include <veloq/runtime/maybe_yield.hpp>
+#include <veloq/runtime/notify.hpp>
+#include <veloq/runtime/yield.hpp>
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/shard_stats.hpp>
 #include <veloq/runtime/sleep.hpp>
@@ -73,6 +75,34 @@ TEST_CASE("submit_batch caps the SQEs one loop turn hands to the kernel; 0 leave
   std::uint64_t by_two = enters_for_16_nops(2);
   CHECK(by_two >= 8);  // 16 NOPs, at most 2 per enter
   CHECK(unlimited < by_two);
+}
+
+TEST_CASE("a task woken by a mesh message runs in the loop turn that drained the message") {
+  // The turn drains the mesh before it runs tasks, so a submit_to caller
+  // whose reply arrives continues in that same turn, not one turn later.
+  Runtime rt(unpinned(2));
+  rt.run([]() -> Task<void> {
+    auto turn = [] { return RuntimeContext::current().executor().stats().loop_turns; };
+    Notify arrived;
+    std::uint64_t drained_in = 0, resumed_in = 0;
+    auto waiter = [&]() -> Task<void> {
+      co_await arrived.wait();
+      resumed_in = turn();
+    };
+    JoinHandle<void> waiting = spawn(waiter());
+    co_await yield();  // the waiter is parked on `arrived`
+    auto relay = [&]() -> Task<void> {
+      // On shard 1: a call back to shard 0, which runs it as it drains the message.
+      co_await submit_to(0, [&] {
+        drained_in = turn();
+        arrived.notify_one();
+      });
+    };
+    co_await submit_to(1, relay);
+    co_await waiting;
+    CHECK(drained_in != 0);
+    CHECK(resumed_in == drained_in);
+  });
 }
 
 TEST_CASE("spawn_blocking runs the call on a helper thread and resumes the caller on its own shard") {
