@@ -18,8 +18,8 @@ struct Source {
 // P-state and C-state, so ticks measure time.
 bool tsc_is_invariant() noexcept {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid_max(0x80000000u, nullptr) < 0x80000007u) return false;
-  __get_cpuid(0x80000007u, &eax, &ebx, &ecx, &edx);
+  // __get_cpuid returns 0 when the CPU lacks the leaf.
+  if (__get_cpuid(0x80000007u, &eax, &ebx, &ecx, &edx) == 0) return false;
   return (edx & (1u << 8)) != 0;
 }
 
