@@ -5,6 +5,8 @@
 #include "runtime_setup.hpp"
 #include "samples.hpp"
 
+#include <veloq/mesh/shard_signal.hpp>
+#include <veloq/mesh/spsc_ring.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/sleep.hpp>
@@ -42,11 +44,17 @@ constexpr const char* description =
     "                       task that keeps yielding, so neither shard ever parks):\n"
     "                       median round-trip time (the mean is in the extras). Raw: two\n"
     "                       threads spinning on a pair of atomics (store ping, wait for\n"
-    "                       pong), timed the same way.\n"
+    "                       pong), timed the same way. The extras add the p50 of the\n"
+    "                       mesh's own hand-over without an executor (mesh_protocol_p50_ns:\n"
+    "                       SpscRing + ShardSignal between two spinning threads, one\n"
+    "                       message each way, as a flush and a drain pass it): the floor\n"
+    "                       the loop turn and submit_to add to.\n"
     "  pingpong_parked_p50  one call at a time to a parked shard: shard 0 sleeps 500 us\n"
     "  pingpong_parked_p99  between calls so both shards are asleep in io_uring_enter when\n"
     "                       the call is sent; the round trip therefore includes waking the\n"
-    "                       target and then waking the caller. Raw: two threads blocked in\n"
+    "                       target. The caller watches its rings for idle_spin_us (50 us)\n"
+    "                       after sending, so a reply that comes sooner finds it awake.\n"
+    "                       Raw: two threads blocked in\n"
     "                       read() on two eventfds, same 500 us gap. The extras add the\n"
     "                       raw p50 with only the server asleep (the caller polls its\n"
     "                       eventfd), i.e. the price of a single wake-up.\n"
@@ -201,6 +209,61 @@ RoundTrips raw_atomic_pingpong(const std::vector<int>& cpus, Budget budget) {
   return result;
 }
 
+// The mesh's own hand-over without an executor: two spinning threads, each
+// with an inbound SpscRing and ShardSignal, pass one MeshMessage each way the
+// way a flush and a drain do (push, mark_pending, claim_wake; take_pending,
+// pop, run the handler). It is the floor under the busy ping-pong: what Veloq
+// adds to it is the loop turn and submit_to's job.
+RoundTrips mesh_protocol_pingpong(const std::vector<int>& cpus, Budget budget) {
+  using veloq::mesh::MeshMessage;
+  auto to_server = std::make_unique<veloq::mesh::SpscRing>(1024);
+  auto to_client = std::make_unique<veloq::mesh::SpscRing>(1024);
+  auto server_signal = std::make_unique<veloq::mesh::ShardSignal>(2);
+  auto client_signal = std::make_unique<veloq::mesh::ShardSignal>(2);
+  std::atomic<bool> done{false};
+  const MeshMessage message = MeshMessage::make([](MeshMessage&, veloq::mesh::Delivery) {}, std::uint64_t{0});
+  auto send = [&message](veloq::mesh::SpscRing& ring, veloq::mesh::ShardSignal& peer, unsigned self) {
+    while (ring.push(&message, 1) == 0) cpu_relax();
+    peer.mark_pending(self);
+    if (peer.claim_wake()) peer.wake();
+  };
+  // False once `done` is set while nothing is pending.
+  auto receive = [&done](veloq::mesh::SpscRing& ring, veloq::mesh::ShardSignal& own) {
+    while (own.take_pending(0) == 0) {
+      if (done.load(std::memory_order_relaxed)) return false;
+      cpu_relax();
+    }
+    MeshMessage m;
+    while (ring.pop(&m, 1) == 0) cpu_relax();  // the bit is set after the push: not reached
+    m.handler(m, veloq::mesh::Delivery::run);
+    return true;
+  };
+  std::thread server = pinned_thread(cpus[1 % cpus.size()], [&] {
+    while (receive(*to_server, *server_signal)) send(*to_client, *client_signal, 1);
+  });
+  RoundTrips result;
+  std::thread client = pinned_thread(cpus[0], [&] {
+    auto round_trip = [&] {
+      send(*to_server, *server_signal, 0);
+      receive(*to_client, *client_signal);
+    };
+    for (int i = 0; i < 1000; ++i) round_trip();
+    std::vector<double> ns;
+    ns.reserve(budget.calls);
+    auto start = Clock::now();
+    for (std::uint64_t i = 0; i < budget.calls && (i % 256 != 0 || Clock::now() - start < budget.limit); ++i) {
+      auto t0 = Clock::now();
+      round_trip();
+      ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+    }
+    result = summarize(std::move(ns), seconds_since(start));
+    done.store(true, std::memory_order_relaxed);
+  });
+  client.join();
+  server.join();
+  return result;
+}
+
 // --- ping-pong with the target parked -----------------------------------------------
 
 // Long enough that a shard which spins for a while before parking has parked
@@ -278,6 +341,7 @@ int main(int argc, char** argv) {
   const std::vector<int> cpus = benchmark_cpus(2);
 
   std::vector<double> veloq_pipelined, raw_pipelined, veloq_busy, raw_busy, veloq_busy_mean, raw_busy_mean;
+  std::vector<double> protocol_busy;
   std::vector<double> veloq_p50, veloq_p99, raw_p50, raw_p99, raw_spinning_p50;
   std::uint64_t shard1_parks = 0;
   double msg_ring_share = 0;  // of the wake-ups both shards sent
@@ -317,6 +381,7 @@ int main(int argc, char** argv) {
       RoundTrips rt = raw_atomic_pingpong(cpus, busy);
       raw_busy.push_back(percentile(rt.ns, 50));
       raw_busy_mean.push_back(rt.mean_ns);
+      protocol_busy.push_back(percentile(mesh_protocol_pingpong(cpus, busy).ns, 50));
     }
     for (unsigned r = 0; r < runs; ++r) {
       std::vector<double> ns = raw_eventfd_round_trips_ns(cpus, parked_calls, false);
@@ -349,7 +414,8 @@ int main(int argc, char** argv) {
                     .extra = {{"max_calls", double(busy.calls)},
                               {"wake_msg_ring", used_msg_ring ? 1.0 : 0.0},
                               {"veloq_mean_ns", median(veloq_busy_mean)},
-                              {"baseline_mean_ns", median(raw_busy_mean)}}});
+                              {"baseline_mean_ns", median(raw_busy_mean)},
+                              {"mesh_protocol_p50_ns", median(protocol_busy)}}});
   const double parked_runs = double(runs) * (parked_calls + warmup_calls);
   report.add(Result{.name = "pingpong_parked_p50",
                     .metric = "us/round trip",
