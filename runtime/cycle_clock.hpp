@@ -1,11 +1,12 @@
 // CycleClock: the cheapest monotonic time source, for timing short stretches
-// of one shard's own work (the slices its task classes run).
+// of one shard's own work (the slices its task classes run, its loop turns).
 //
-// On x86-64 with an invariant time-stamp counter it reads the TSC: about
-// 10 ns on the benchmark VM, against about 24 ns for steady_clock through the
-// vDSO, and the multi-class loop reads a clock after every task. Elsewhere it
-// is steady_clock in nanoseconds. Ticks are only compared with ticks read on
-// the same shard; ns_per_tick() converts them for reports.
+// On x86-64, when the time-stamp counter is invariant and the kernel itself
+// keeps it as its clocksource (so it is synchronized across CPUs), it reads
+// the TSC: about 10 ns on the benchmark VM, against about 24 ns for
+// steady_clock through the vDSO, and the multi-class loop reads a clock after
+// every task. Otherwise it is steady_clock in nanoseconds. ns_per_tick()
+// converts ticks for reports and for the stall watchdog.
 #pragma once
 
 #include <chrono>
