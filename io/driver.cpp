@@ -69,6 +69,11 @@ Driver::Driver(const DriverConfig& config, unsigned shard_id) {
     throw std::system_error(-ret, std::generic_category(),
                             "io_uring_queue_init on shard " + std::to_string(shard_id));
   if (io_uring_register_ring_fd(&ring_) < 0) log().debug("io_uring_register_ring_fd refused; using the plain fd");
+  if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+    send_zc_supported_ = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) != 0;
+    io_uring_free_probe(probe);
+  }
+  if (!send_zc_supported_) log().debug("IORING_OP_SEND_ZC not supported; zero-copy writes send plainly");
 }
 
 Driver::~Driver() { io_uring_queue_exit(&ring_); }

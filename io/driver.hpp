@@ -91,6 +91,10 @@ class Driver {
   int ring_fd() const noexcept { return ring_.ring_fd; }
   unsigned setup_flags() const noexcept { return setup_flags_; }
   unsigned features() const noexcept { return ring_.features; }
+  // Whether this kernel takes IORING_OP_SEND_ZC: probed when the ring is
+  // created, and turned off if the kernel refuses the opcode anyway.
+  bool send_zc_supported() const noexcept { return send_zc_supported_; }
+  void send_zc_refused() noexcept { send_zc_supported_ = false; }
   io_uring& ring() noexcept { return ring_; }
   const DriverStats& stats() const noexcept { return stats_; }
 
@@ -105,6 +109,7 @@ class Driver {
   unsigned background_in_flight_ = 0;
   bool defer_taskrun_ = false;
   bool taskrun_flag_ = false;  // the kernel flags pending completions in the SQ ring
+  bool send_zc_supported_ = false;
   DriverStats stats_;
 };
 

@@ -131,6 +131,8 @@ class OpBase : public Completion {
     throw_result();
   }
   std::uint32_t cqe_flags() const noexcept { return flags_; }
+  // The shard's driver; set once the operation has been awaited.
+  Driver& driver() const noexcept { return *driver_; }
   int fd() const noexcept { return fd_; }
   // The result is a new descriptor the caller will own (see "Descriptors nobody receives").
   void mark_result_is_fd() noexcept { result_is_fd_ = true; }

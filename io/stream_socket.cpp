@@ -1,6 +1,7 @@
 #include <veloq/io/io_error.hpp>
 #include <veloq/io/socket_option.hpp>
 #include <veloq/io/stream_socket.hpp>
+#include <veloq/runtime/runtime_context.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -56,7 +57,8 @@ bool peer_is_local(int fd) {
 }  // namespace
 
 bool StreamSocket::zero_copy_pays(std::size_t size) const {
-  if (size < zero_copy_min_bytes || !internal::send_zc_accepted.load(std::memory_order_relaxed)) return false;
+  if (size < zero_copy_min_bytes || !RuntimeContext::current("zero_copy_pays").driver().send_zc_supported())
+    return false;
   if (peer_ == Peer::unknown) peer_ = peer_is_local(fd_.get()) ? Peer::local : Peer::remote;
   return peer_ == Peer::remote;
 }

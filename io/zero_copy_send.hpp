@@ -1,10 +1,11 @@
 // ZeroCopySend (internal): the operation behind StreamSocket::write_zero_copy.
 // It sends with IORING_OP_SEND_ZC or with plain IORING_OP_SEND, whichever the
 // caller's policy chose, and turns a refusal of SEND_ZC into a plain send of
-// the same bytes: EINVAL (a kernel before 6.0 does not know the opcode; later
-// calls of the whole process then go straight to plain send) or EOPNOTSUPP (a
-// socket that cannot do it). The result is the bytes sent (possibly fewer
-// than asked, like write()).
+// the same bytes: EINVAL (a kernel before 6.0 does not know the opcode; the
+// shard's Driver, which probed for it, then records the refusal, and later
+// calls on that shard send plainly at once) or EOPNOTSUPP (a socket that
+// cannot do it). The result is the bytes sent (possibly fewer than asked,
+// like write()).
 #pragma once
 
 #include <veloq/io/operation.hpp>
@@ -12,20 +13,16 @@
 
 #include <sys/socket.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstddef>
 
 namespace veloq::io::internal {
 
-// Cleared the first time the kernel refuses the SEND_ZC opcode; read by every shard.
-inline std::atomic<bool> send_zc_accepted{true};
-
 class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase, public DeadlineSetters<ZeroCopySend> {
  public:
   ZeroCopySend(int fd, const void* data, std::size_t size, bool zero_copy) noexcept
       : OpBase(zero_copy ? "send_zc" : "send", fd, &ZeroCopySend::prepare), data_(data), size_(size),
-        zero_copy_(zero_copy && send_zc_accepted.load(std::memory_order_relaxed)) {
+        zero_copy_(zero_copy) {
     continue_ = &ZeroCopySend::fall_back;
   }
 
@@ -36,6 +33,7 @@ class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase, publ
  private:
   static void prepare(OpBase* self, io_uring_sqe* sqe) {
     auto* op = static_cast<ZeroCopySend*>(self);
+    if (op->zero_copy_ && !op->driver().send_zc_supported()) op->zero_copy_ = false;
     if (op->zero_copy_)
       io_uring_prep_send_zc(sqe, op->fd(), op->data_, op->size_, MSG_NOSIGNAL, 0);
     else
@@ -46,7 +44,7 @@ class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase, publ
     auto* op = static_cast<ZeroCopySend*>(self);
     if (!op->zero_copy_ || (result != -EINVAL && result != -EOPNOTSUPP)) return false;
     op->zero_copy_ = false;
-    if (result == -EINVAL) send_zc_accepted.store(false, std::memory_order_relaxed);
+    if (result == -EINVAL) op->driver().send_zc_refused();
     return true;
   }
 

@@ -6,6 +6,7 @@
 #include <veloq/io/tcp_listener.hpp>
 #include <veloq/io/tcp_stream.hpp>
 #include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
 
 #include <sys/socket.h>
@@ -291,6 +292,31 @@ TEST_CASE("write_zero_copy sends plainly to a loopback peer, where zero-copy mea
     co_await pair.server.read_exact(got.data(), got.size());
     CHECK(std::equal(got.begin(), got.end(), data.begin()));
   }());
+}
+
+TEST_CASE("a shard whose kernel refused SEND_ZC sends zero-copy writes plainly; other shards are not affected") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    io::Driver& driver = RuntimeContext::current().driver();
+    CHECK(driver.send_zc_supported());  // kernels from 6.0 on have the opcode
+    driver.send_zc_refused();           // what an EINVAL for the opcode records
+    auto pair = co_await io_test::connected_pair();
+    // Let what setting up the pair left in flight (a close) complete; the
+    // shard's own wake-up read stays armed.
+    for (int i = 0; i < 1000 && driver.in_flight() > 1; ++i) co_await sleep_for(1ms);
+    // A plain send ends in one CQE; SEND_ZC in two (the result, then the
+    // notification that the kernel let go of the buffer).
+    auto data = io_test::pattern(64 * 1024);
+    std::uint64_t completed_before = driver.stats().completed;
+    std::size_t sent = co_await pair.client.write_zero_copy_always(data.data(), data.size());
+    CHECK(driver.stats().completed - completed_before == 1);
+    CHECK(sent > 0);
+    std::vector<std::byte> got(sent);
+    co_await pair.server.read_exact(got.data(), got.size());
+    CHECK(std::equal(got.begin(), got.end(), data.begin()));
+  }());
+  LocalExecutor other;
+  CHECK(other.driver().send_zc_supported());
 }
 
 namespace {
