@@ -106,7 +106,7 @@ void LocalExecutor::cancel(internal::TaskState* t) noexcept {
   t->cancel_requested = true;
   // A suspended task is queued so the loop destroys it at a safe point; a
   // running one is destroyed when it next suspends (see run_ready_tasks).
-  if (t->phase == Phase::suspended) schedule(t);
+  if (t->phase == Phase::suspended) t->wake();
 }
 
 void LocalExecutor::run_until_stopped() {

@@ -109,7 +109,6 @@ class LocalExecutor {
   void destroy_all_tasks() noexcept;
 
   internal::TaskState* current_task() const noexcept { return current_; }
-  void schedule(internal::TaskState* t) noexcept { t->wake(); }
   void cancel(internal::TaskState* t) noexcept;
 
   // Priority classes (runtime/task_class.hpp). Classes are per shard; those
@@ -157,7 +156,7 @@ class LocalExecutor {
   void finish(internal::TaskState* t) noexcept {
     t->phase = internal::TaskState::Phase::done;
     unlink_live(t);
-    if (internal::TaskState* joiner = std::exchange(t->join_waiter, nullptr)) schedule(joiner);
+    if (internal::TaskState* joiner = std::exchange(t->join_waiter, nullptr)) joiner->wake();
     if (t != current_) t->release();
   }
 
@@ -277,7 +276,7 @@ JoinHandle<T> LocalExecutor::spawn(Task<T> task, const SpawnOptions& options, So
   link_live(s);
   ++stats_.tasks_spawned;
   if (cls != 0) ++classes_.entry(cls).stats.tasks_spawned;  // the default class's count is the rest
-  schedule(s);
+  s->wake();
   return JoinHandle<T>(s);
 }
 

@@ -149,6 +149,23 @@ RoundTrips summarize(std::vector<double> ns, double seconds) {
   return r;
 }
 
+// Times one-at-a-time round trips on the calling thread: 1000 warm-up calls,
+// then calls within `budget`. `round_trip(n)` makes the n-th call (n from 1).
+template <typename RoundTrip>
+RoundTrips time_round_trips(Budget budget, RoundTrip round_trip) {
+  std::uint64_t n = 1;
+  for (; n <= 1000; ++n) round_trip(n);
+  std::vector<double> ns;
+  ns.reserve(budget.calls);
+  auto start = Clock::now();
+  for (std::uint64_t i = 0; i < budget.calls && (i % 256 != 0 || Clock::now() - start < budget.limit); ++i) {
+    auto t0 = Clock::now();
+    round_trip(n++);
+    ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+  }
+  return summarize(std::move(ns), seconds_since(start));
+}
+
 veloq::Task<RoundTrips> veloq_busy_pingpong(Budget budget) {
   bool stop_here = false;
   bool* stop_there = co_await veloq::submit_to(1, [] { return new bool(false); });
@@ -188,20 +205,10 @@ RoundTrips raw_atomic_pingpong(const std::vector<int>& cpus, Budget budget) {
   });
   RoundTrips result;
   std::thread client = pinned_thread(cpus[0], [&] {
-    auto round_trip = [&](std::uint64_t i) {
+    result = time_round_trips(budget, [&](std::uint64_t i) {
       ping.value.store(i, std::memory_order_release);
       while (pong.value.load(std::memory_order_acquire) != i) cpu_relax();
-    };
-    for (std::uint64_t i = 1; i <= 1000; ++i) round_trip(i);
-    std::vector<double> ns;
-    ns.reserve(budget.calls);
-    auto start = Clock::now();
-    for (std::uint64_t i = 0; i < budget.calls && (i % 256 != 0 || Clock::now() - start < budget.limit); ++i) {
-      auto t0 = Clock::now();
-      round_trip(1001 + i);
-      ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
-    }
-    result = summarize(std::move(ns), seconds_since(start));
+    });
     ping.value.store(stop, std::memory_order_release);
   });
   client.join();
@@ -243,20 +250,10 @@ RoundTrips mesh_protocol_pingpong(const std::vector<int>& cpus, Budget budget) {
   });
   RoundTrips result;
   std::thread client = pinned_thread(cpus[0], [&] {
-    auto round_trip = [&] {
+    result = time_round_trips(budget, [&](std::uint64_t) {
       send(*to_server, *server_signal, 0);
       receive(*to_client, *client_signal);
-    };
-    for (int i = 0; i < 1000; ++i) round_trip();
-    std::vector<double> ns;
-    ns.reserve(budget.calls);
-    auto start = Clock::now();
-    for (std::uint64_t i = 0; i < budget.calls && (i % 256 != 0 || Clock::now() - start < budget.limit); ++i) {
-      auto t0 = Clock::now();
-      round_trip();
-      ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
-    }
-    result = summarize(std::move(ns), seconds_since(start));
+    });
     done.store(true, std::memory_order_relaxed);
   });
   client.join();
