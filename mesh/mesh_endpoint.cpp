@@ -207,6 +207,7 @@ unsigned MeshEndpoint::drain_inbound(unsigned budget) {
       }
       peers &= peers - 1;
       SpscRing& ring = mesh_.ring(from, self_);
+      delivering_from_ = from;
       MeshMessage batch[64];  // here, not above: an idle turn should not initialize 64 messages
       std::size_t got = 0;
       do {
@@ -255,6 +256,7 @@ void MeshEndpoint::discard_inbound() noexcept {
   for (unsigned from = 0; from < mesh_.shard_count(); ++from) {
     if (from == self_) continue;
     SpscRing& ring = mesh_.ring(from, self_);
+    delivering_from_ = from;
     while (std::size_t got = ring.pop(batch, 64))
       for (std::size_t i = 0; i < got; ++i) batch[i].handler(batch[i], Delivery::discard);
   }

@@ -68,6 +68,9 @@ class MeshEndpoint {
 
   // Runs up to `budget` inbound messages; returns how many ran.
   unsigned drain_inbound(unsigned budget);
+  // While a handler runs: the shard that sent its message (a reply's address
+  // need not travel in the message).
+  unsigned delivering_from() const noexcept { return delivering_from_; }
   // Pushes every staged batch that fits and wakes receivers that are parked.
   void flush_outbound();
 
@@ -163,6 +166,7 @@ class MeshEndpoint {
   std::vector<std::uint64_t> backlog_;  // peers whose inbound ring we left non-empty
   MeshStats stats_;
   io::Driver* driver_;
+  unsigned delivering_from_ = 0;
   bool msg_ring_ = false;              // wake peers with MSG_RING (asked for, not refused)
   bool in_turn_ = false;               // inside a TurnScope, before end_turn()
   bool msg_ring_unsubmitted_ = false;  // a MSG_RING wake-up was prepared in this turn

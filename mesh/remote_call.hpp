@@ -49,8 +49,19 @@ class RemoteJob {
   static void on_arrival(mesh::MeshMessage& m, mesh::Delivery how) {
     auto* job = m.get<RemoteJob*>();
     if (how == mesh::Delivery::run) return job->run_on_target(job);
-    job->outcome.set_exception(std::make_exception_ptr(TaskCancelled()));
-    job->finish_at_shutdown();
+    job->cancel_at_shutdown();
+  }
+
+  // Shutdown: every loop has stopped and every task is gone. The job's
+  // request was discarded before it ran (cancel), or its reply was discarded
+  // (finish); either way it is freed if nobody holds it.
+  void cancel_at_shutdown() noexcept {
+    outcome.set_exception(std::make_exception_ptr(TaskCancelled()));
+    finish_at_shutdown();
+  }
+  void finish_at_shutdown() noexcept {
+    completed = true;
+    if (abandoned) destroy(this);
   }
 
  private:
@@ -58,11 +69,6 @@ class RemoteJob {
     auto* job = m.get<RemoteJob*>();
     if (how == mesh::Delivery::run) return job->complete_at_home();
     job->finish_at_shutdown();
-  }
-  // Every loop has stopped and every task is gone: free the job if nobody holds it.
-  void finish_at_shutdown() noexcept {
-    completed = true;
-    if (abandoned) destroy(this);
   }
 };
 

@@ -5,7 +5,8 @@
 // the target's mesh drain, so keep it short) or return a Task<U> (it becomes a
 // task of the target shard, which is how work is spawned across shards).
 // Exceptions travel back to the caller. `fn` and its captures are moved to
-// the target; the result is moved back.
+// the target; the result is moved back. Small trivially copyable closures and
+// results travel inside the messages themselves (see InlineCall).
 //
 //   int n = co_await veloq::submit_to(1, [] { return count_items(); });
 //   co_await veloq::invoke_on_all([]() -> veloq::Task<void> { co_await flush(); });
@@ -26,6 +27,7 @@
 
 #include <exception>
 #include <new>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -48,6 +50,21 @@ struct TaskValue<Task<T>> {
 // The value a call of F produces once awaited: U for a Task<U>, else the plain result.
 template <typename F>
 using CallResult = typename TaskValue<std::invoke_result_t<F&>>::type;
+
+// Runs a plain function and stores its value, or the exception it threw, in `outcome`.
+template <typename R, typename F>
+void run_into(Outcome<R>& outcome, F& fn) {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      fn();
+      outcome.set_value();
+    } else {
+      outcome.set_value(fn());
+    }
+  } catch (...) {
+    outcome.set_exception(std::current_exception());
+  }
+}
 
 template <typename F>
 class RemoteJobFor : public RemoteJob<CallResult<F>> {
@@ -78,16 +95,7 @@ class RemoteJobFor : public RemoteJob<CallResult<F>> {
     if constexpr (TaskValue<std::invoke_result_t<F&>>::is_task) {
       spawn(as_task(ReplyOnExit(job)), SpawnOptions{"submit_to"}).detach();
     } else {
-      try {
-        if constexpr (std::is_void_v<R>) {
-          job->fn();
-          job->outcome.set_value();
-        } else {
-          job->outcome.set_value(job->fn());
-        }
-      } catch (...) {
-        job->outcome.set_exception(std::current_exception());
-      }
+      run_into(job->outcome, job->fn);
       job->reply();
     }
   }
@@ -127,6 +135,92 @@ class RemoteJobFor : public RemoteJob<CallResult<F>> {
   }
 };
 
+// A call whose closure and result are small and trivially copyable travels
+// inside its two messages: the closure (beside a pointer to the job) in the
+// request, the result in the reply. The target never reads or writes the
+// caller's memory, so the call costs the rings' own cache-line transfers and
+// no more. The job stays at home, holding the waiter and the outcome; only a
+// thrown exception is written into it from the target, as the other calls do.
+template <typename F>
+class InlineCall {
+ public:
+  using R = CallResult<F>;
+  using Job = RemoteJob<R>;
+
+  struct Request {
+    Job* job;
+    F fn;
+  };
+  template <typename V>
+  struct ValueReply {
+    Job* job;
+    V value;
+  };
+  using Reply = std::conditional_t<std::is_void_v<R>, Job*, ValueReply<R>>;
+
+  static constexpr bool applies = !TaskValue<std::invoke_result_t<F&>>::is_task && !std::is_reference_v<R> &&
+                                  mesh::MeshMessage::fits_inline<Request> && mesh::MeshMessage::fits_inline<Reply>;
+
+  static Job* create(unsigned home, unsigned target) {
+    void* mem = RuntimeContext::current().frame_pool().allocate(sizeof(Job));
+    auto* job = new (mem) Job;
+    job->home = home;
+    job->target = target;
+    job->destroy = &destroy_job;
+    return job;
+  }
+
+  // On the caller's own shard: no messages at all.
+  static void run_here(Job* job, F& fn) {
+    run_into(job->outcome, fn);
+    job->complete_at_home();
+  }
+
+  static void on_request(mesh::MeshMessage& m, mesh::Delivery how) {
+    Request& request = m.get<Request>();
+    Job* job = request.job;
+    if (how != mesh::Delivery::run) return job->cancel_at_shutdown();
+    mesh::MeshEndpoint& mesh = RuntimeContext::current().mesh();
+    unsigned home = mesh.delivering_from();
+    std::optional<Reply> reply;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        request.fn();
+        reply.emplace(job);
+      } else {
+        reply.emplace(Reply{job, request.fn()});
+      }
+    } catch (...) {
+      job->outcome.set_exception(std::current_exception());
+      job->reply();
+      return;
+    }
+    mesh.send(home, mesh::MeshMessage::make(&on_reply, *reply));
+  }
+
+ private:
+  static void on_reply(mesh::MeshMessage& m, mesh::Delivery how) {
+    Reply& reply = m.get<Reply>();
+    Job* job;
+    if constexpr (std::is_void_v<R>) {
+      job = reply;
+      if (how == mesh::Delivery::run) job->outcome.set_value();
+    } else {
+      job = reply.job;
+      if (how == mesh::Delivery::run) job->outcome.set_value(std::move(reply.value));
+    }
+    if (how == mesh::Delivery::run)
+      job->complete_at_home();
+    else
+      job->finish_at_shutdown();
+  }
+
+  static void destroy_job(Job* job) noexcept {
+    job->~Job();
+    FramePool::release_current(job, sizeof(Job));
+  }
+};
+
 }  // namespace internal
 
 template <typename F>
@@ -136,6 +230,16 @@ RemoteCall<internal::CallResult<std::decay_t<F>>> submit_to(unsigned shard, F&& 
   if (shard >= ctx.shard_count())
     throw std::out_of_range("veloq: submit_to shard " + std::to_string(shard) + " but the runtime has " +
                             std::to_string(ctx.shard_count()) + " shards");
+  if constexpr (internal::InlineCall<Fn>::applies) {
+    using Call = internal::InlineCall<Fn>;
+    typename Call::Job* job = Call::create(ctx.shard_id(), shard);
+    Fn f(std::forward<F>(fn));
+    if (shard == ctx.shard_id())
+      Call::run_here(job, f);
+    else
+      ctx.mesh().send(shard, mesh::MeshMessage::make(&Call::on_request, typename Call::Request{job, f}));
+    return RemoteCall<internal::CallResult<Fn>>(job);
+  }
   auto* job = internal::RemoteJobFor<Fn>::create(Fn(std::forward<F>(fn)), ctx.shard_id(), shard);
   if (shard == ctx.shard_id())
     job->run_on_target(job);
