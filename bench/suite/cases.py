@@ -577,8 +577,8 @@ class Case:
 
 MICRO = [("spawn", "veloq-bench-spawn", "task spawn + join throughput against a bare coroutine loop"),
          ("mesh", "veloq-bench-mesh", "cross-shard messages through the SPSC mesh"),
-         ("submit", "veloq-bench-submit", "io_uring submission path cost per operation"),
-         ("idle", "veloq-bench-idle", "wake-up latency and CPU use of a parked shard"),
+         ("submit", "veloq-bench-submit", "submit_to round trips between two shards: pipelined, busy and parked ping-pong"),
+         ("idle", "veloq-bench-idle", "CPU use of an idle 2-shard runtime"),
          ("nop", "veloq-bench-nop", "IORING_OP_NOP round trips through the driver vs raw liburing"),
          ("sched", "veloq-bench-sched", "task classes (cost, fairness of shares) and ping delay "
           "under a maybe_yield loop")]
