@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -49,6 +50,10 @@ constexpr const char* description =
     "                       SpscRing + ShardSignal between two spinning threads, one\n"
     "                       message each way, as a flush and a drain pass it): the floor\n"
     "                       the loop turn and submit_to add to.\n"
+    "  pingpong_busy_job_path  the same with a 24-byte closure, too big to travel inside\n"
+    "                       the messages, so the call ships a job that the target reads\n"
+    "                       and writes; next to pingpong_busy's own figure, whose empty\n"
+    "                       closure and void result travel inline.\n"
     "  pingpong_parked_p50  one call at a time to a parked shard: shard 0 sleeps 500 us\n"
     "  pingpong_parked_p99  between calls so both shards are asleep in io_uring_enter when\n"
     "                       the call is sent; the round trip therefore includes waking the\n"
@@ -166,6 +171,20 @@ RoundTrips time_round_trips(Budget budget, RoundTrip round_trip) {
   return summarize(std::move(ns), seconds_since(start));
 }
 
+// A closure of 24 bytes: too big to travel inside the mesh messages, so the
+// call ships a job the target reads and writes (see InlineCall in submit_to.hpp).
+struct JobPathCall {
+  std::array<std::uint64_t, 3> pad{};
+  void operator()() const noexcept { keep(pad[0]); }
+};
+struct EmptyCall {
+  void operator()() const noexcept {}
+};
+static_assert(veloq::internal::InlineCall<EmptyCall>::applies);
+static_assert(!veloq::internal::InlineCall<JobPathCall>::applies);
+
+// `Call` is the closure type each round trip sends to shard 1.
+template <typename Call>
 veloq::Task<RoundTrips> veloq_busy_pingpong(Budget budget) {
   bool stop_here = false;
   bool* stop_there = co_await veloq::submit_to(1, [] { return new bool(false); });
@@ -177,7 +196,7 @@ veloq::Task<RoundTrips> veloq_busy_pingpong(Budget budget) {
   auto start = Clock::now();
   for (std::uint64_t i = 0; i < budget.calls && (i % 256 != 0 || Clock::now() - start < budget.limit); ++i) {
     auto t0 = Clock::now();
-    co_await veloq::submit_to(1, [] {});
+    co_await veloq::submit_to(1, Call{});
     ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
   }
   double seconds = seconds_since(start);
@@ -338,7 +357,7 @@ int main(int argc, char** argv) {
   const std::vector<int> cpus = benchmark_cpus(2);
 
   std::vector<double> veloq_pipelined, raw_pipelined, veloq_busy, raw_busy, veloq_busy_mean, raw_busy_mean;
-  std::vector<double> protocol_busy;
+  std::vector<double> protocol_busy, veloq_busy_job;
   std::vector<double> veloq_p50, veloq_p99, raw_p50, raw_p99, raw_spinning_p50;
   std::uint64_t shard1_parks = 0;
   double msg_ring_share = 0;  // of the wake-ups both shards sent
@@ -349,9 +368,10 @@ int main(int argc, char** argv) {
       (void)co_await veloq_pipelined_rate(Budget{pipelined.calls / 4, pipelined.limit / 4}, window);
       for (unsigned r = 0; r < runs; ++r) veloq_pipelined.push_back(co_await veloq_pipelined_rate(pipelined, window));
       for (unsigned r = 0; r < runs; ++r) {
-        RoundTrips rt = co_await veloq_busy_pingpong(busy);
+        RoundTrips rt = co_await veloq_busy_pingpong<EmptyCall>(busy);
         veloq_busy.push_back(percentile(rt.ns, 50));
         veloq_busy_mean.push_back(rt.mean_ns);
+        veloq_busy_job.push_back(percentile((co_await veloq_busy_pingpong<JobPathCall>(busy)).ns, 50));
       }
       auto parks_now = [] { return veloq::RuntimeContext::current().executor().stats().parks; };
       std::uint64_t parks_before = co_await veloq::submit_to(1, parks_now);
@@ -413,6 +433,15 @@ int main(int argc, char** argv) {
                               {"veloq_mean_ns", median(veloq_busy_mean)},
                               {"baseline_mean_ns", median(raw_busy_mean)},
                               {"mesh_protocol_p50_ns", median(protocol_busy)}}});
+  report.add(Result{.name = "pingpong_busy_job_path",
+                    .metric = "ns/round trip (p50)",
+                    .veloq = median(veloq_busy_job),
+                    .baseline_name = "same, inline closure",
+                    .baseline = median(veloq_busy),
+                    .higher_is_better = false,
+                    .goal = Goal(),
+                    .runs = runs,
+                    .extra = {{"closure_bytes", double(sizeof(JobPathCall))}}});
   const double parked_runs = double(runs) * (parked_calls + warmup_calls);
   report.add(Result{.name = "pingpong_parked_p50",
                     .metric = "us/round trip",
