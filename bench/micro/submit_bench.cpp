@@ -8,6 +8,7 @@
 #include <veloq/mesh/shard_signal.hpp>
 #include <veloq/mesh/spsc_ring.hpp>
 #include <veloq/mesh/submit_to.hpp>
+#include <veloq/runtime/notify.hpp>
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
@@ -49,7 +50,9 @@ constexpr const char* description =
     "                       mesh's own hand-over without an executor (mesh_protocol_p50_ns:\n"
     "                       SpscRing + ShardSignal between two spinning threads, one\n"
     "                       message each way, as a flush and a drain pass it): the floor\n"
-    "                       the loop turn and submit_to add to.\n"
+    "                       the loop turn and submit_to add to. veloq_messages_p50_ns is\n"
+    "                       the same round trip in the same runtime made of two bare mesh\n"
+    "                       messages and a Notify: the price of submit_to over its messages.\n"
     "  pingpong_busy_job_path  the same with a 24-byte closure, too big to travel inside\n"
     "                       the messages, so the call ships a job that the target reads\n"
     "                       and writes; next to pingpong_busy's own figure, whose empty\n"
@@ -183,9 +186,21 @@ struct EmptyCall {
 static_assert(veloq::internal::InlineCall<EmptyCall>::applies);
 static_assert(!veloq::internal::InlineCall<JobPathCall>::applies);
 
-// `Call` is the closure type each round trip sends to shard 1.
-template <typename Call>
-veloq::Task<RoundTrips> veloq_busy_pingpong(Budget budget) {
+// The same round trip made of two bare mesh messages: shard 1 answers with
+// a message back to the sender, whose handler notifies the waiting task.
+// It prices submit_to against the mesh it rides on.
+void reply_arrived(veloq::mesh::MeshMessage& m, veloq::mesh::Delivery how) {
+  if (how == veloq::mesh::Delivery::run) m.get<veloq::Notify*>()->notify_one();
+}
+void bounce(veloq::mesh::MeshMessage& m, veloq::mesh::Delivery how) {
+  if (how != veloq::mesh::Delivery::run) return;
+  veloq::mesh::MeshEndpoint& mesh = veloq::RuntimeContext::current().mesh();
+  mesh.send(mesh.delivering_from(), veloq::mesh::MeshMessage::make(&reply_arrived, m.get<veloq::Notify*>()));
+}
+
+// `round_trip()` makes one call to shard 1 and returns what to co_await.
+template <typename RoundTrip>
+veloq::Task<RoundTrips> veloq_busy_pingpong(Budget budget, RoundTrip round_trip) {
   bool stop_here = false;
   bool* stop_there = co_await veloq::submit_to(1, [] { return new bool(false); });
   auto busy_here = veloq::spawn(keep_busy(&stop_here));
@@ -196,7 +211,7 @@ veloq::Task<RoundTrips> veloq_busy_pingpong(Budget budget) {
   auto start = Clock::now();
   for (std::uint64_t i = 0; i < budget.calls && (i % 256 != 0 || Clock::now() - start < budget.limit); ++i) {
     auto t0 = Clock::now();
-    co_await veloq::submit_to(1, Call{});
+    co_await round_trip();
     ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
   }
   double seconds = seconds_since(start);
@@ -357,7 +372,7 @@ int main(int argc, char** argv) {
   const std::vector<int> cpus = benchmark_cpus(2);
 
   std::vector<double> veloq_pipelined, raw_pipelined, veloq_busy, raw_busy, veloq_busy_mean, raw_busy_mean;
-  std::vector<double> protocol_busy, veloq_busy_job;
+  std::vector<double> protocol_busy, veloq_busy_job, veloq_busy_messages;
   std::vector<double> veloq_p50, veloq_p99, raw_p50, raw_p99, raw_spinning_p50;
   std::uint64_t shard1_parks = 0;
   double msg_ring_share = 0;  // of the wake-ups both shards sent
@@ -368,10 +383,17 @@ int main(int argc, char** argv) {
       (void)co_await veloq_pipelined_rate(Budget{pipelined.calls / 4, pipelined.limit / 4}, window);
       for (unsigned r = 0; r < runs; ++r) veloq_pipelined.push_back(co_await veloq_pipelined_rate(pipelined, window));
       for (unsigned r = 0; r < runs; ++r) {
-        RoundTrips rt = co_await veloq_busy_pingpong<EmptyCall>(busy);
+        RoundTrips rt = co_await veloq_busy_pingpong(busy, [] { return veloq::submit_to(1, EmptyCall{}); });
         veloq_busy.push_back(percentile(rt.ns, 50));
         veloq_busy_mean.push_back(rt.mean_ns);
-        veloq_busy_job.push_back(percentile((co_await veloq_busy_pingpong<JobPathCall>(busy)).ns, 50));
+        rt = co_await veloq_busy_pingpong(busy, [] { return veloq::submit_to(1, JobPathCall{}); });
+        veloq_busy_job.push_back(percentile(rt.ns, 50));
+        veloq::Notify reply;
+        rt = co_await veloq_busy_pingpong(busy, [&reply] {
+          veloq::RuntimeContext::current().mesh().send(1, veloq::mesh::MeshMessage::make(&bounce, &reply));
+          return reply.wait();
+        });
+        veloq_busy_messages.push_back(percentile(rt.ns, 50));
       }
       auto parks_now = [] { return veloq::RuntimeContext::current().executor().stats().parks; };
       std::uint64_t parks_before = co_await veloq::submit_to(1, parks_now);
@@ -432,7 +454,8 @@ int main(int argc, char** argv) {
                               {"wake_msg_ring", used_msg_ring ? 1.0 : 0.0},
                               {"veloq_mean_ns", median(veloq_busy_mean)},
                               {"baseline_mean_ns", median(raw_busy_mean)},
-                              {"mesh_protocol_p50_ns", median(protocol_busy)}}});
+                              {"mesh_protocol_p50_ns", median(protocol_busy)},
+                              {"veloq_messages_p50_ns", median(veloq_busy_messages)}}});
   report.add(Result{.name = "pingpong_busy_job_path",
                     .metric = "ns/round trip (p50)",
                     .veloq = median(veloq_busy_job),
