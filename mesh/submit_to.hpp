@@ -138,8 +138,8 @@ class RemoteJobFor : public RemoteJob<CallResult<F>> {
 // A call whose closure and result are small and trivially copyable travels
 // inside its two messages: the closure (beside a pointer to the job) in the
 // request, the result in the reply. The target never reads or writes the
-// caller's memory, so the call costs the rings' own cache-line transfers and
-// no more. The job stays at home, holding the waiter and the outcome; only a
+// caller's memory, so the only cache lines that cross between the cores are
+// the mesh's own (ring slots and indexes, pending words). The job stays at home, holding the waiter and the outcome; only a
 // thrown exception is written into it from the target, as the other calls do.
 template <typename F>
 class InlineCall {
