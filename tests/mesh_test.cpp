@@ -196,6 +196,7 @@ TEST_CASE("small calls travel inside their messages and come back to the shard t
   static_assert(!internal::InlineCall<decltype(owning)>::applies);
   static_assert(!internal::InlineCall<decltype(moving)>::applies);
   static_assert(!internal::InlineCall<decltype(remote_task)>::applies);
+  static_assert(internal::InlineCall<unsigned (*)()>::applies);
 
   // Every shard calls every shard; each answer names the shard it ran on and
   // each caller resumes on its own shard (the reply is addressed to whoever sent the request).
@@ -208,6 +209,7 @@ TEST_CASE("small calls travel inside their messages and come back to the shard t
         for (unsigned target = 0; target < 3; ++target) {
           unsigned answer = co_await submit_to(target, [round] { return shard_id() * 1000 + round; });
           if (answer != target * 1000 + round) ++wrong_answer;
+          if (co_await submit_to(target, &shard_id) != target) ++wrong_answer;  // a function pointer travels inline too
           std::atomic<unsigned>* counter = &voids_ran;
           co_await submit_to(target, [counter] { counter->fetch_add(1); });
           try {
