@@ -21,6 +21,7 @@ namespace internal {
 template <typename R>
 class RemoteJob {
  public:
+  using Base = RemoteJob;
   Outcome<R> outcome;
   TaskState* waiter = nullptr;
   unsigned home = 0;

@@ -66,6 +66,22 @@ void run_into(Outcome<R>& outcome, F& fn) {
   }
 }
 
+// Builds a job of type J (a RemoteJob or one derived from it) in the calling
+// shard's frame pool; its `destroy` gives the memory back there.
+template <typename J, typename... Args>
+J* new_job(unsigned home, unsigned target, Args&&... args) {
+  void* mem = RuntimeContext::current().frame_pool().allocate(sizeof(J));
+  auto* job = new (mem) J(std::forward<Args>(args)...);
+  job->home = home;
+  job->target = target;
+  job->destroy = [](typename J::Base* base) noexcept {
+    auto* typed = static_cast<J*>(base);
+    typed->~J();
+    FramePool::release_current(typed, sizeof(J));
+  };
+  return job;
+}
+
 template <typename F>
 class RemoteJobFor : public RemoteJob<CallResult<F>> {
  public:
@@ -74,22 +90,12 @@ class RemoteJobFor : public RemoteJob<CallResult<F>> {
   F fn;
 
   static RemoteJobFor* create(F&& f, unsigned home, unsigned target) {
-    void* mem = RuntimeContext::current().frame_pool().allocate(sizeof(RemoteJobFor));
-    auto* job = new (mem) RemoteJobFor(std::move(f));
-    job->home = home;
-    job->target = target;
+    auto* job = new_job<RemoteJobFor>(home, target, std::move(f));
     job->run_on_target = &RemoteJobFor::run;
-    job->destroy = &RemoteJobFor::destroy_job;
     return job;
   }
 
  private:
-  static void destroy_job(RemoteJob<R>* base) noexcept {
-    auto* job = static_cast<RemoteJobFor*>(base);
-    job->~RemoteJobFor();
-    FramePool::release_current(job, sizeof(RemoteJobFor));
-  }
-
   static void run(RemoteJob<R>* base) {
     auto* job = static_cast<RemoteJobFor*>(base);
     if constexpr (TaskValue<std::invoke_result_t<F&>>::is_task) {
@@ -139,8 +145,9 @@ class RemoteJobFor : public RemoteJob<CallResult<F>> {
 // inside its two messages: the closure (beside a pointer to the job) in the
 // request, the result in the reply. The target never reads or writes the
 // caller's memory, so the only cache lines that cross between the cores are
-// the mesh's own (ring slots and indexes, pending words). The job stays at home, holding the waiter and the outcome; only a
-// thrown exception is written into it from the target, as the other calls do.
+// the mesh's own (ring slots and indexes, pending words). The job stays at
+// home, holding the waiter and the outcome; only a thrown exception is
+// written into it from the target, as the other calls do.
 template <typename F>
 class InlineCall {
  public:
@@ -161,14 +168,7 @@ class InlineCall {
   static constexpr bool applies = !TaskValue<std::invoke_result_t<F&>>::is_task && !std::is_reference_v<R> &&
                                   mesh::MeshMessage::fits_inline<Request> && mesh::MeshMessage::fits_inline<Reply>;
 
-  static Job* create(unsigned home, unsigned target) {
-    void* mem = RuntimeContext::current().frame_pool().allocate(sizeof(Job));
-    auto* job = new (mem) Job;
-    job->home = home;
-    job->target = target;
-    job->destroy = &destroy_job;
-    return job;
-  }
+  static Job* create(unsigned home, unsigned target) { return new_job<Job>(home, target); }
 
   // On the caller's own shard: no messages at all.
   static void run_here(Job* job, F& fn) {
@@ -201,23 +201,15 @@ class InlineCall {
  private:
   static void on_reply(mesh::MeshMessage& m, mesh::Delivery how) {
     Reply& reply = m.get<Reply>();
-    Job* job;
     if constexpr (std::is_void_v<R>) {
-      job = reply;
-      if (how == mesh::Delivery::run) job->outcome.set_value();
+      if (how != mesh::Delivery::run) return reply->finish_at_shutdown();
+      reply->outcome.set_value();
+      reply->complete_at_home();
     } else {
-      job = reply.job;
-      if (how == mesh::Delivery::run) job->outcome.set_value(std::move(reply.value));
+      if (how != mesh::Delivery::run) return reply.job->finish_at_shutdown();
+      reply.job->outcome.set_value(std::move(reply.value));
+      reply.job->complete_at_home();
     }
-    if (how == mesh::Delivery::run)
-      job->complete_at_home();
-    else
-      job->finish_at_shutdown();
-  }
-
-  static void destroy_job(Job* job) noexcept {
-    job->~Job();
-    FramePool::release_current(job, sizeof(Job));
   }
 };
 

@@ -4,12 +4,12 @@
 // Each shard publishes a ShardHeartbeat: when its current loop turn started
 // (zero while it sleeps in the kernel), in CycleClock ticks, which cost a
 // shard a TSC read per turn rather than a steady_clock call. The watchdog
-// reads those words every tick; it never locks anything the shard touches. When a turn has lasted
-// longer than `threshold`, the watchdog sends the shard thread a real-time
-// signal whose handler records a backtrace into the heartbeat's preallocated
-// buffer, and logs a warning with the shard id, the stall length and the
-// symbolized frames (names need the executable linked with -rdynamic).
-// While the same stall continues, the next report waits for twice the
+// reads those words every tick; it never locks anything the shard touches.
+// When a turn has lasted longer than `threshold`, the watchdog sends the
+// shard thread a real-time signal whose handler records a backtrace into the
+// heartbeat's preallocated buffer, and logs a warning with the shard id, the
+// stall length and the symbolized frames (names need the executable linked
+// with -rdynamic). While the same stall continues, the next report waits for twice the
 // previous threshold, and one shard is reported at most once per
 // `min_report_interval`.
 //

@@ -5,13 +5,13 @@
 #include <veloq/runtime/blocking_pool.hpp>
 #include <veloq/runtime/maybe_yield.hpp>
 #include <veloq/runtime/notify.hpp>
-#include <veloq/runtime/yield.hpp>
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/shard_stats.hpp>
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/stall_detector.hpp>
 #include <veloq/runtime/task_dump.hpp>
 #include <veloq/runtime/task_scope.hpp>
+#include <veloq/runtime/yield.hpp>
 
 #include <atomic>
 #include <chrono>

@@ -254,7 +254,8 @@ RoundTrips raw_atomic_pingpong(const std::vector<int>& cpus, Budget budget) {
 // with an inbound SpscRing and ShardSignal, pass one MeshMessage each way the
 // way a flush and a drain do (push, mark_pending, claim_wake; take_pending,
 // pop, run the handler). It is the floor under the busy ping-pong: what Veloq
-// adds to it is the loop turn and submit_to's job.
+// adds to it is the loop turn (and, for a closure too big to travel inside the
+// messages, submit_to's job).
 RoundTrips mesh_protocol_pingpong(const std::vector<int>& cpus, Budget budget) {
   using veloq::mesh::MeshMessage;
   auto to_server = std::make_unique<veloq::mesh::SpscRing>(1024);
