@@ -39,6 +39,7 @@ void OpBase::abandon() noexcept {
 }
 
 bool OpBase::ready_slow() noexcept {
+  needs_watch_ = true;
   // An operation started inside a stopped scope fails without reaching the kernel.
   if (OpScope::open_scopes != 0) {
     if (int reason = OpScope::stop_reason_from(OpScope::innermost(veloq::internal::running_task()))) {
@@ -56,6 +57,7 @@ bool OpBase::ready_slow() noexcept {
 }
 
 void OpBase::watch() {
+  scope_ = nullptr;
   if (deadline_ != Clock::time_point::max()) {
     DeadlineTimer* t = new (timer_storage_) DeadlineTimer{};
     timer_live_ = true;

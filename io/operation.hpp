@@ -83,15 +83,15 @@ class OpBase : public Completion {
  protected:
   using PrepareFn = void (*)(OpBase* self, io_uring_sqe* sqe);
 
-  OpBase(const char* name, int fd, PrepareFn prepare) noexcept : name_(name), fd_(fd), prepare_(prepare) {
+  OpBase(const char* name, int fd, PrepareFn prepare) noexcept : prepare_(prepare), name_(name), fd_(fd) {
     on_complete = &OpBase::on_cqe;
   }
   // Moving is only allowed before the operation is awaited (some compilers
   // move the awaitable into the coroutine frame before awaiting it).
   OpBase(OpBase&& other) noexcept
-      : Completion(other), deadline_(other.deadline_), continue_(other.continue_), name_(other.name_),
-        fd_(other.fd_), prepare_(other.prepare_), path_(other.path_), address_(other.address_),
-        result_is_fd_(other.result_is_fd_) {}
+      : Completion(other), prepare_(other.prepare_), name_(other.name_), fd_(other.fd_),
+        result_is_fd_(other.result_is_fd_), path_(other.path_), address_(other.address_),
+        deadline_(other.deadline_), continue_(other.continue_) {}
   ~OpBase() {
     // Still in flight (the task was destroyed), still watched by a timer or a
     // scope, or holding a descriptor nobody took: the out-of-line cleanup.
@@ -115,7 +115,7 @@ class OpBase : public Completion {
   }
   void end_suspend() {
     in_flight_ = true;
-    if (deadline_ != Clock::time_point::max() || OpScope::open_scopes != 0) [[unlikely]] watch();
+    if (needs_watch_) [[unlikely]] watch();
   }
   void suspend(std::coroutine_handle<> h) {
     io_uring_sqe* sqe = begin_suspend(h);
@@ -140,18 +140,9 @@ class OpBase : public Completion {
   // Prepares the operation again (a partial transfer continuing, EINTR, EAGAIN).
   void resubmit();
 
-  Clock::time_point deadline_ = Clock::time_point::max();
-
- public:
-  // For the scope's intrusive list (set by OpScope::attach).
-  OpBase* scope_prev_;
-  OpBase* scope_next_;
-
- protected:
   // Called before a completion is accepted: returns true if the operation
   // re-armed itself (for operations that continue a partial transfer).
   using ContinueFn = bool (*)(OpBase* self, int result) noexcept;
-  ContinueFn continue_ = nullptr;
 
   [[noreturn]] void throw_error(int error_number) const;
   std::string describe() const;
@@ -172,24 +163,18 @@ class OpBase : public Completion {
   void cancel_and_wait() noexcept;
   void close_unclaimed_fd() noexcept;
 
-  const char* name_;
-  int fd_;
-  PrepareFn prepare_;
-  const char* path_ = nullptr;
-  const SocketAddress* address_ = nullptr;
-  // Left uninitialised where a later step always sets them before any read
-  // (task_, driver_ when suspending; result_ on completion or in ready_slow;
-  // early_result_ with has_early_result_): constructing an operation is on
-  // the hot path.
+  // The members every operation reads or writes come first, so that an
+  // awaiting coroutine's frame spends as few cache lines on its operation as
+  // it can; what only deadlines and scopes use comes last. Left uninitialised
+  // where a later step always sets them before any read (task_, driver_ when
+  // suspending; result_ on completion or in ready_slow; early_result_ with
+  // has_early_result_): constructing an operation is on the hot path.
   veloq::internal::TaskState* task_;
   Driver* driver_;
-  OpScope* scope_ = nullptr;
-  // A DeadlineTimer lives here only while a deadline is armed (timer_live_),
-  // so operations without one neither construct nor destroy it.
-  alignas(DeadlineTimer) unsigned char timer_storage_[sizeof(DeadlineTimer)];
-  DeadlineTimer* timer() noexcept { return std::launder(reinterpret_cast<DeadlineTimer*>(timer_storage_)); }
+  PrepareFn prepare_;
+  const char* name_;
+  int fd_;
   int result_;
-  int early_result_;
   std::uint32_t flags_ = 0;
   int cancel_reason_ = 0;
   bool in_flight_ = false;
@@ -200,6 +185,30 @@ class OpBase : public Completion {
   bool has_early_result_ = false;
   bool result_is_fd_ = false;
   bool owns_result_fd_ = false;  // result_ is a descriptor not yet handed out
+  // Set by ready_slow() (a deadline or an open scope), which await_ready
+  // always runs before await_suspend: end_suspend then calls watch().
+  bool needs_watch_ = false;
+  const char* path_ = nullptr;
+  const SocketAddress* address_ = nullptr;
+
+ protected:
+  Clock::time_point deadline_ = Clock::time_point::max();
+  ContinueFn continue_ = nullptr;
+
+ private:
+  int early_result_;
+  OpScope* scope_;  // set by watch(); read only while watched_
+
+ public:
+  // For the scope's intrusive list (set by OpScope::attach).
+  OpBase* scope_prev_;
+  OpBase* scope_next_;
+
+ private:
+  // A DeadlineTimer lives here only while a deadline is armed (timer_live_),
+  // so operations without one neither construct nor destroy it.
+  alignas(DeadlineTimer) unsigned char timer_storage_[sizeof(DeadlineTimer)];
+  DeadlineTimer* timer() noexcept { return std::launder(reinterpret_cast<DeadlineTimer*>(timer_storage_)); }
 };
 
 // The deadline setters of an awaitable operation type `Self` (CRTP), chained

@@ -31,7 +31,7 @@ class ReadyQueue {
 };
 
 inline void TaskState::wake() noexcept {
-  if (phase == Phase::queued || phase == Phase::done) return;
+  if (phase >= Phase::queued) return;  // queued or done
   phase = Phase::queued;
   ready_queue->push_back(this);
 }

@@ -20,24 +20,27 @@ class ReadyQueue;
 
 class TaskState {
  public:
+  // Ordered: wake() tests `phase >= queued` for "queued or done".
   enum class Phase : std::uint8_t { created, running, suspended, queued, done };
 
+  // What every scheduling step reads or writes comes first, within one cache
+  // line: waking, queueing and resuming a task touch only this line.
   TaskState* next_ready = nullptr;          // ready queue link
-  TaskState* live_prev = nullptr;           // the shard's list of live tasks
-  TaskState* live_next = nullptr;
   std::coroutine_handle<> resume_point;     // the coroutine to resume next
-  std::coroutine_handle<> root;             // the spawned coroutine; null once done
-  TaskState* join_waiter = nullptr;         // the task awaiting our JoinHandle
-  LocalExecutor* executor = nullptr;
   ReadyQueue* ready_queue = nullptr;        // the queue of the task's class on its executor
-  const char* name = nullptr;
-  SourceLocation spawn_site;
-  std::uint64_t spawned_at_ns = 0;
+  LocalExecutor* executor = nullptr;
   std::uint32_t refs = 2;                   // one for the running task, one for its JoinHandle
   std::uint8_t sched_class = 0;             // the executor's priority class index
   Phase phase = Phase::created;
   bool cancel_requested = false;
   bool detached = false;
+  TaskState* join_waiter = nullptr;         // the task awaiting our JoinHandle
+  std::coroutine_handle<> root;             // the spawned coroutine; null once done
+  TaskState* live_prev = nullptr;           // the shard's list of live tasks
+  TaskState* live_next = nullptr;
+  const char* name = nullptr;
+  SourceLocation spawn_site;
+  std::uint64_t spawned_at_ns = 0;
 
   bool queued() const noexcept { return phase == Phase::queued; }
   bool done() const noexcept { return phase == Phase::done; }
