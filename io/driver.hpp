@@ -46,7 +46,7 @@ class Driver {
   // SQPOLL or SQE128, and the kernel's head only moves forward, so a slot
   // below the last known limit (its head plus the ring size) is free without
   // reading the shared ring; the head is read again only at that limit.
-  io_uring_sqe* prepare(Completion* c) {
+  [[gnu::always_inline]] io_uring_sqe* prepare(Completion* c) {
     io_uring_sq& sq = ring_.sq;
     unsigned tail = sq.sqe_tail;
     if (static_cast<int>(sq_limit_ - tail) <= 0) [[unlikely]]
@@ -100,7 +100,7 @@ class Driver {
 
  private:
   // The submission queue is full: submits it to make room (prepare's slow path).
-  io_uring_sqe* sqe_after_flush();
+  [[gnu::noinline]] io_uring_sqe* sqe_after_flush();
 
   io_uring ring_{};
   unsigned sq_limit_ = 0;  // SQEs below this tail value are known to be free

@@ -154,12 +154,14 @@ class OpBase : public Completion {
   };
   static void on_cqe(Completion* self, int result, std::uint32_t flags) noexcept;
   static void on_deadline(veloq::internal::Timer* t) noexcept;
-  bool ready_slow() noexcept;
-  void watch();
-  void complete_slow(int result, std::uint32_t flags) noexcept;
-  [[noreturn]] void throw_result();
-  void abandon() noexcept;
-  void finish_waiting() noexcept;
+  // The slow paths stay out of line even under LTO: inlined into on_cqe or an
+  // awaiting coroutine they would add register saves to every operation.
+  [[gnu::noinline]] bool ready_slow() noexcept;
+  [[gnu::noinline]] void watch();
+  [[gnu::noinline]] void complete_slow(int result, std::uint32_t flags) noexcept;
+  [[noreturn, gnu::noinline]] void throw_result();
+  [[gnu::noinline]] void abandon() noexcept;
+  [[gnu::noinline]] void finish_waiting() noexcept;
   void cancel_and_wait() noexcept;
   void close_unclaimed_fd() noexcept;
 
