@@ -45,23 +45,10 @@ class StreamSocket {
   int fd() const noexcept { return fd_.get(); }
   bool is_open() const noexcept { return fd_.valid(); }
 
-  // Whether a read should first try to receive or first wait for data.
-  enum class ReadHint {
-    data_likely,    // try at once (the default)
-    data_unlikely,  // the peer has yet to answer (after sending it a request or a reply):
-                    // wait for readiness first, skipping a receive attempt bound to fail
-                    // (IORING_RECVSEND_POLL_FIRST, Linux 5.19+; ignored before)
-  };
-
   // Receives up to `size` bytes (IORING_OP_RECV) -> std::size_t; 0 at end of stream.
-  auto read(void* data, std::size_t size, ReadHint hint = ReadHint::data_likely) {
+  auto read(void* data, std::size_t size) {
     int fd = fd_.get();
-    std::uint16_t priority = hint == ReadHint::data_unlikely ? IORING_RECVSEND_POLL_FIRST : 0;
-    return Operation("recv", fd,
-                     [=](io_uring_sqe* sqe) {
-                       io_uring_prep_recv(sqe, fd, data, size, 0);
-                       sqe->ioprio |= priority;
-                     },
+    return Operation("recv", fd, [=](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, data, size, 0); },
                      internal::ToSize{});
   }
   auto read(std::span<std::byte> buffer) { return read(buffer.data(), buffer.size()); }

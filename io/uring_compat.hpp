@@ -25,9 +25,6 @@
 #ifndef IORING_CQE_F_NOTIF
 #define IORING_CQE_F_NOTIF (1U << 3)
 #endif
-#ifndef IORING_RECVSEND_POLL_FIRST
-#define IORING_RECVSEND_POLL_FIRST (1U << 0)
-#endif
 #ifndef IORING_RECV_MULTISHOT
 #define IORING_RECV_MULTISHOT (1U << 1)
 #endif

@@ -99,12 +99,8 @@ veloq::Task<void> echo(veloq::io::TcpStream stream, ShardCounters& counters) {
   std::array<std::byte, 4096> buffer;
   try {
     stream.set_nodelay(true);
-    // After echoing, the client has yet to send its next message: wait for
-    // readiness instead of attempting a receive that would find nothing.
-    auto hint = veloq::io::StreamSocket::ReadHint::data_likely;
     for (;;) {
-      std::size_t n = co_await stream.read(buffer.data(), buffer.size(), hint);
-      hint = veloq::io::StreamSocket::ReadHint::data_unlikely;
+      std::size_t n = co_await stream.read(buffer.data(), buffer.size());
       if (n == 0) break;
       counters.bytes += n;
       co_await stream.write_all(buffer.data(), n);
