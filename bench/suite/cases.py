@@ -449,7 +449,9 @@ def scaling_plan(ctx: Context, seconds: float) -> Plan:
     idle_shards = IDLE_SHARDS_QUICK if ctx.quick else IDLE_SHARDS
     for shards in idle_shards:
         def run(shards=shards) -> Measured:
-            runs = ctx.run_bench("veloq-bench-idle", ["--poll-cost", "--shards", str(shards)],
+            # Quick sizes but 5 runs, not 2: a serial round trip's CPU cost moves by 2x
+            # between identical runs on a shared VM.
+            runs = ctx.run_bench("veloq-bench-idle", ["--poll-cost", "--shards", str(shards), "--runs", "5"],
                                  f"scaling-idle-{shards}", cpus=None, quick=True,
                                  flag_is_new=True)
             merged = merge_bench_runs("scaling", "veloq-bench-idle", runs,
