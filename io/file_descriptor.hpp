@@ -37,16 +37,21 @@ class FileDescriptor {
   int release() noexcept { return std::exchange(fd_, -1); }
 
   // Closes through the ring; the descriptor is invalid from this call on.
+  // The close reaches the kernel even inside a stopped scope or past a
+  // deadline (those do not apply to it), so it never leaks the descriptor.
   auto close() {
     int fd = std::exchange(fd_, -1);
-    return Operation("close", fd, [fd](io_uring_sqe* sqe) { io_uring_prep_close(sqe, fd); },
-                     [](int) noexcept {});
+    return Operation("close", fd, [fd](io_uring_sqe* sqe) { io_uring_prep_close(sqe, fd); }, CloseDone{});
   }
 
   // Queues the close on the shard's ring (or closes now off-shard); never throws.
   void close_in_background() noexcept;
 
  private:
+  struct CloseDone : internal::Unstoppable {
+    void operator()(int) const noexcept {}
+  };
+
   int fd_ = -1;
 };
 

@@ -39,6 +39,7 @@ void OpBase::abandon() noexcept {
 }
 
 bool OpBase::ready_slow() noexcept {
+  if (unstoppable_) return false;
   needs_watch_ = true;
   // An operation started inside a stopped scope fails without reaching the kernel.
   if (OpScope::open_scopes != 0) {
@@ -107,13 +108,15 @@ void OpBase::complete_slow(int result, std::uint32_t flags) noexcept {
   }
   if ((flags & IORING_CQE_F_NOTIF) && has_early_result_) result = early_result_;
   in_flight_ = false;
-  if (!abandoned_ && cancel_reason_ == 0) {
+  if (!abandoned_) {
     bool again = false;
     if (result == -EINTR || result == -EAGAIN)
-      again = true;
+      again = cancel_reason_ == 0;
     else if (continue_ != nullptr)
-      again = continue_(this, result);
-    if (again) {
+      again = continue_(this, result);  // records a partial transfer even when stopped
+    if (again && cancel_reason_ != 0) {
+      result = -ECANCELED;  // stopped with part of the transfer left: never report it done
+    } else if (again) {
       try {
         resubmit();
         return;

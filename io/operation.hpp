@@ -136,6 +136,8 @@ class OpBase : public Completion {
   int fd() const noexcept { return fd_; }
   // The result is a new descriptor the caller will own (see "Descriptors nobody receives").
   void mark_result_is_fd() noexcept { result_is_fd_ = true; }
+  // Neither a stopped scope nor a deadline keeps it from the kernel.
+  void mark_unstoppable() noexcept { unstoppable_ = true; }
 
   // Prepares the operation again (a partial transfer continuing, EINTR, EAGAIN).
   void resubmit();
@@ -190,6 +192,7 @@ class OpBase : public Completion {
   // Set by ready_slow() (a deadline or an open scope), which await_ready
   // always runs before await_suspend: end_suspend then calls watch().
   bool needs_watch_ = false;
+  bool unstoppable_ = false;
   const char* path_ = nullptr;
   const SocketAddress* address_ = nullptr;
 
@@ -230,6 +233,9 @@ struct DeadlineSetters {
 
 // Base of a Finish whose result is a new descriptor the caller takes over.
 struct ResultIsFd {};
+// Base of a Finish whose operation always reaches the kernel: stopped scopes
+// and deadlines do not apply to it (a close, which must not leak the descriptor).
+struct Unstoppable {};
 
 struct ReturnResult {
   int operator()(int result) const noexcept { return result; }
@@ -251,10 +257,12 @@ class [[nodiscard("co_await the operation")]] Operation
       : OpBase(name, fd, &Operation::prepare_thunk), prepare_(std::move(prepare)), finish_(std::move(finish)) {
     name_subject();
     if constexpr (std::is_base_of_v<internal::ResultIsFd, Finish>) mark_result_is_fd();
+    if constexpr (std::is_base_of_v<internal::Unstoppable, Finish>) mark_unstoppable();
   }
   Operation(Operation&& other) noexcept
       : OpBase(std::move(other)), prepare_(std::move(other.prepare_)), finish_(std::move(other.finish_)) {
     name_subject();
+    if constexpr (std::is_base_of_v<internal::Unstoppable, Finish>) mark_unstoppable();
   }
 
   bool await_ready() noexcept { return ready(); }

@@ -9,10 +9,16 @@
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace veloq;
 using namespace veloq::io;
@@ -171,5 +177,66 @@ TEST_CASE("nested with_timeout: the outer deadline stops the inner work") {
     auto pair = co_await io_test::connected_pair();
     auto inner = [](TcpStream& s) -> Task<std::size_t> { co_return co_await with_timeout(1h, read_into_frame(s)); };
     CHECK_THROWS_AS(co_await with_timeout(30ms, inner(pair.client)), TimeoutError);
+  }());
+}
+
+TEST_CASE("write_all stopped by its deadline mid-transfer throws TimeoutError, never reports a partial send as done") {
+  // A thread drains the peer as fast as it can, so the 4 MiB go out in many
+  // partial sends; deadlines from 100 us to 5 ms land before, during and
+  // after the transfer. A call that returns must have delivered every byte.
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    constexpr std::size_t size = 16 << 20;
+    std::vector<std::byte> data(size);
+    int completed = 0, timed_out = 0;
+    for (int i = 0; i < 100; ++i) {
+      auto pair = co_await io_test::connected_pair();
+      std::atomic<std::size_t> received{0};
+      std::thread reader([fd = pair.server.fd(), &received] {
+        std::vector<char> buffer(64 * 1024);
+        for (;;) {
+          ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+          if (n <= 0) break;
+          received += static_cast<std::size_t>(n);
+        }
+      });
+      bool returned = false;
+      try {
+        co_await pair.client.write_all(data.data(), size).with_timeout(std::chrono::microseconds(50 + 50 * i));
+        returned = true;
+      } catch (const TimeoutError&) {
+        ++timed_out;
+      }
+      ::shutdown(pair.client.fd(), SHUT_WR);  // the reader sees the end of the stream
+      reader.join();
+      if (returned) {
+        ++completed;
+        CHECK(received.load() == size);
+      }
+    }
+    CHECK(timed_out > 0);  // the deadlines did stop transfers (and most let theirs finish)
+    CHECK(completed > 0);
+  }());
+}
+
+TEST_CASE("close reaches the kernel inside a cancelled scope and past a deadline: no descriptor leaks") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto pair = co_await io_test::connected_pair();
+    int client_fd = pair.client.fd();
+    int server_fd = pair.server.fd();
+    CancellationToken token;
+    token.cancel();
+    // A cleanup path of cancelled work: the read fails at once, the close does not.
+    co_await with_cancellation(token, [](TcpStream& stream) -> Task<void> {
+      char byte;
+      CHECK_THROWS_AS(co_await stream.read(&byte, 1), OperationCancelled);
+      co_await stream.close();
+    }(pair.client));
+    CHECK(::fcntl(client_fd, F_GETFD) == -1);
+    CHECK(errno == EBADF);
+    co_await pair.server.close().with_timeout(0ms);
+    CHECK(::fcntl(server_fd, F_GETFD) == -1);
+    CHECK(errno == EBADF);
   }());
 }
