@@ -74,7 +74,7 @@ class File {
   auto read_at(void* data, std::size_t size, std::uint64_t offset) {
     int fd = fd_.get();
     return Operation("read_at", fd,
-                     [=](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd, data, static_cast<unsigned>(size), offset); },
+                     [=](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd, data, internal::io_length(size), offset); },
                      internal::ToBytes{});
   }
   // Writes up to `size` bytes at `offset` -> std::size_t written.
@@ -82,7 +82,7 @@ class File {
     int fd = fd_.get();
     return Operation(
         "write_at", fd,
-        [=](io_uring_sqe* sqe) { io_uring_prep_write(sqe, fd, data, static_cast<unsigned>(size), offset); },
+        [=](io_uring_sqe* sqe) { io_uring_prep_write(sqe, fd, data, internal::io_length(size), offset); },
         internal::ToBytes{});
   }
   // Scatter/gather at `offset`; the iovec array must stay valid until the call returns.
@@ -103,7 +103,7 @@ class File {
     int fd = fd_.get();
     return Operation("read_fixed", fd,
                      [=](io_uring_sqe* sqe) {
-                       io_uring_prep_read_fixed(sqe, fd, buf, static_cast<unsigned>(len), offset, buf_index);
+                       io_uring_prep_read_fixed(sqe, fd, buf, internal::io_length(len), offset, buf_index);
                      },
                      internal::ToBytes{});
   }
@@ -111,7 +111,7 @@ class File {
     int fd = fd_.get();
     return Operation("write_fixed", fd,
                      [=](io_uring_sqe* sqe) {
-                       io_uring_prep_write_fixed(sqe, fd, buf, static_cast<unsigned>(len), offset, buf_index);
+                       io_uring_prep_write_fixed(sqe, fd, buf, internal::io_length(len), offset, buf_index);
                      },
                      internal::ToBytes{});
   }

@@ -49,6 +49,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <new>
 #include <string>
@@ -230,6 +231,14 @@ struct DeadlineSetters {
     return std::move(*this).with_deadline(Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout));
   }
 };
+
+// The most one read, write, send or receive asks of the kernel: its own cap
+// (MAX_RW_COUNT with 4 KiB pages). A longer request is cut to it and comes
+// back as a short transfer, instead of wrapping in the SQE's 32-bit length.
+inline constexpr std::size_t max_io_length = 0x7ffff000;
+inline unsigned io_length(std::size_t size) noexcept {
+  return static_cast<unsigned>(size < max_io_length ? size : max_io_length);
+}
 
 // Base of a Finish whose result is a new descriptor the caller takes over.
 struct ResultIsFd {};

@@ -35,9 +35,9 @@ class [[nodiscard("co_await the operation")]] TransferAll : public OpBase, publi
   static void prepare(OpBase* self, io_uring_sqe* sqe) {
     auto* op = static_cast<TransferAll*>(self);
     if (op->direction_ == Direction::send)
-      io_uring_prep_send(sqe, op->fd(), op->data_ + op->done_, op->size_ - op->done_, MSG_NOSIGNAL);
+      io_uring_prep_send(sqe, op->fd(), op->data_ + op->done_, io_length(op->size_ - op->done_), MSG_NOSIGNAL);
     else
-      io_uring_prep_recv(sqe, op->fd(), op->data_ + op->done_, op->size_ - op->done_, 0);
+      io_uring_prep_recv(sqe, op->fd(), op->data_ + op->done_, io_length(op->size_ - op->done_), 0);
   }
   static bool advance(OpBase* self, int result) noexcept {
     auto* op = static_cast<TransferAll*>(self);

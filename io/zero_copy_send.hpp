@@ -35,9 +35,9 @@ class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase, publ
     auto* op = static_cast<ZeroCopySend*>(self);
     if (op->zero_copy_ && !op->driver().send_zc_supported()) op->zero_copy_ = false;
     if (op->zero_copy_)
-      io_uring_prep_send_zc(sqe, op->fd(), op->data_, op->size_, MSG_NOSIGNAL, 0);
+      io_uring_prep_send_zc(sqe, op->fd(), op->data_, io_length(op->size_), MSG_NOSIGNAL, 0);
     else
-      io_uring_prep_send(sqe, op->fd(), op->data_, op->size_, MSG_NOSIGNAL);
+      io_uring_prep_send(sqe, op->fd(), op->data_, io_length(op->size_), MSG_NOSIGNAL);
   }
   // A refused SEND_ZC sends again, plainly; nothing was sent by the refused one.
   static bool fall_back(OpBase* self, int result) noexcept {

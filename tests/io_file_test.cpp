@@ -5,9 +5,11 @@
 #include <veloq/io/file.hpp>
 #include <veloq/io/filesystem.hpp>
 #include <veloq/io/io_error.hpp>
+#include <veloq/io/tcp_stream.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/yield.hpp>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -183,4 +185,26 @@ TEST_CASE("an executor destroyed with opens in flight closes the descriptors the
   }
   ::unlink(path.c_str());
   CHECK(io_test::open_fd_count() == before);
+}
+
+TEST_CASE("a read or receive asking for 4 GiB or more comes back short, not empty") {
+  // 4 GiB of address space, never touched: only the first bytes are written.
+  constexpr std::size_t huge = std::size_t{4} << 30;
+  void* space = ::mmap(nullptr, huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  REQUIRE(space != MAP_FAILED);
+  LocalExecutor ex;
+  ex.block_on([](void* space) -> Task<void> {
+    std::string path = scratch_dir() + ".huge";
+    File file = co_await File::create(path);
+    CHECK(co_await file.write_at("hello", 5, 0) == 5);
+    CHECK(co_await file.read_at(space, huge, 0) == 5);  // a length cut to 32 bits would ask for 0
+    co_await file.close();
+    co_await remove_file(path);
+
+    auto pair = co_await io_test::connected_pair();
+    co_await pair.server.write_all("world", 5);
+    CHECK(co_await pair.client.read(space, huge) == 5);
+    CHECK(std::memcmp(space, "world", 5) == 0);
+  }(space));
+  ::munmap(space, huge);
 }
