@@ -48,6 +48,7 @@ Driver::Driver(const DriverConfig& config, unsigned shard_id) {
       {0, "no flags"},
   };
   int ret = -EINVAL;
+  unsigned features = 0;
   for (const FlagStep& step : steps) {
     unsigned flags = 0;
     for (unsigned bit = 1; bit != 0; bit <<= 1)
@@ -57,6 +58,7 @@ Driver::Driver(const DriverConfig& config, unsigned shard_id) {
     params.flags = flags;
     ret = io_uring_queue_init_params(config.entries, &ring_, &params);
     if (ret == 0) {
+      features = params.features;
       setup_flags_ = flags;
       defer_taskrun_ = (flags & IORING_SETUP_DEFER_TASKRUN) != 0;
       taskrun_flag_ = (flags & IORING_SETUP_TASKRUN_FLAG) != 0;
@@ -68,6 +70,14 @@ Driver::Driver(const DriverConfig& config, unsigned shard_id) {
   if (ret != 0)
     throw std::system_error(-ret, std::generic_category(),
                             "io_uring_queue_init on shard " + std::to_string(shard_id));
+  // Waiting with a timeout must not cost an SQE: without EXT_ARG, liburing
+  // would queue a timeout request whose completion no operation owns.
+  if ((features & IORING_FEAT_EXT_ARG) == 0) {
+    io_uring_queue_exit(&ring_);
+    throw std::system_error(ENOSYS, std::generic_category(),
+                            "io_uring on shard " + std::to_string(shard_id) +
+                                " lacks IORING_FEAT_EXT_ARG (Linux 5.11 or later is needed)");
+  }
   if (io_uring_register_ring_fd(&ring_) < 0) log().debug("io_uring_register_ring_fd refused; using the plain fd");
   if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
     send_zc_supported_ = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) != 0;
