@@ -1,6 +1,7 @@
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/io/completion.hpp>
 #include <veloq/io/driver.hpp>
+#include <veloq/io/io_error.hpp>
 #include <veloq/runtime/local_executor.hpp>
 
 #include <cassert>
@@ -107,8 +108,8 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook {
       op->core->note_enobufs();
     } else if (result == 0) {
       op->ended = true;
-    } else if (result < 0 && !op->abandoned) {
-      op->error = -result;
+    } else if (result < 0 && result != -EINTR && result != -EAGAIN && !op->abandoned) {
+      op->error = -result;  // EINTR and EAGAIN only end this arming: the next next() re-arms
     }
     if (op->abandoned) {
       if (!op->armed) op->free_record();
@@ -182,9 +183,7 @@ std::optional<ProvidedBuffer> MultishotRecv::NextChunk::await_resume() {
     // The queue's reference on the ring passes to the view.
     return adopt(op_.core, c.id, c.bytes);
   }
-  if (op_.error != 0)
-    throw std::system_error(op_.error, std::generic_category(),
-                            "veloq: multishot receive on fd " + std::to_string(op_.fd));
+  if (op_.error != 0) throw io::IoError(op_.error, "recv_multishot fd " + std::to_string(op_.fd));
   return std::nullopt;
 }
 

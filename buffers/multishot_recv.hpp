@@ -14,8 +14,9 @@
 //     parse(chunk->chars());           // dropping the chunk gives its buffer back
 //
 // next() yields std::nullopt once the peer has closed (after every chunk that
-// came before), and throws std::system_error for a receive error (again on
-// every later call). Hold few chunks at a time: each one keeps a ring buffer
+// came before), and throws io::IoError for a receive error, naming it
+// ("recv_multishot fd 7: Connection reset by peer (ECONNRESET)"), again on
+// every later call. Hold few chunks at a time: each one keeps a ring buffer
 // from the kernel.
 //
 // Dropping the stream while the receive is armed cancels it with

@@ -6,6 +6,7 @@
 #include <veloq/buffers/provided_buffer_ring.hpp>
 #include <veloq/io/completion.hpp>
 #include <veloq/io/file.hpp>
+#include <veloq/io/io_error.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/log.hpp>
@@ -612,6 +613,33 @@ TEST_CASE("a provided buffer dropped on another shard is given back to its ring 
     CHECK(intact);
     CHECK(ring.available() == 4);
   });
+}
+
+TEST_CASE("a multishot receive from a peer that resets throws IoError naming the receive and the errno") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 7, .entries = 4, .buffer_bytes = 64});
+  auto [client, server] = tcp_pair();
+  FdCloser close_server{server};
+  ex.block_on([](ProvidedBufferRing& ring, int server, int client) -> Task<void> {
+    MultishotRecv stream(ring, server);
+    send_all(client, "abc", 3);
+    std::optional<ProvidedBuffer> chunk = co_await stream.next();
+    REQUIRE(chunk.has_value());
+    CHECK(chunk->chars() == "abc");
+    linger reset{.l_onoff = 1, .l_linger = 0};
+    ::setsockopt(client, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::close(client);  // an RST, not an orderly end
+    for (int call = 0; call < 2; ++call) {  // and again on every later call
+      try {
+        (void)co_await stream.next();
+        FAIL("no error from a reset peer");
+      } catch (const io::IoError& e) {
+        CHECK(e.code().value() == ECONNRESET);
+        CHECK(std::string(e.what()).find("recv_multishot fd " + std::to_string(server)) == 0);
+        CHECK(std::string(e.what()).find("(ECONNRESET)") != std::string::npos);
+      }
+    }
+  }(ring, server, client));
 }
 
 TEST_CASE("dropping an armed multishot receive cancels it and gives every buffer back") {
