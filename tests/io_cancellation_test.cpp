@@ -181,8 +181,8 @@ TEST_CASE("nested with_timeout: the outer deadline stops the inner work") {
 }
 
 TEST_CASE("write_all stopped by its deadline mid-transfer throws TimeoutError, never reports a partial send as done") {
-  // A thread drains the peer as fast as it can, so the 4 MiB go out in many
-  // partial sends; deadlines from 100 us to 5 ms land before, during and
+  // A thread drains the peer as fast as it can, so the 16 MiB go out in many
+  // partial sends; deadlines from 50 us to 48 ms land before, during and
   // after the transfer. A call that returns must have delivered every byte.
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
@@ -202,7 +202,7 @@ TEST_CASE("write_all stopped by its deadline mid-transfer throws TimeoutError, n
       });
       bool returned = false;
       try {
-        co_await pair.client.write_all(data.data(), size).with_timeout(std::chrono::microseconds(50 + 50 * i));
+        co_await pair.client.write_all(data.data(), size).with_timeout(std::chrono::microseconds((50 + 5 * (i % 10)) << (i / 10)));
         returned = true;
       } catch (const TimeoutError&) {
         ++timed_out;
