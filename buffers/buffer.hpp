@@ -30,6 +30,9 @@ class PoolCore;
 // Puts buffer `index` of size class `size_class` back into `core`, on its home
 // shard's thread (directly, or over the mesh when called from another shard).
 void release_buffer(PoolCore* core, std::uint16_t size_class, std::uint32_t index) noexcept;
+// Whether `core`'s memory is still in its ring's table (a pool whose handle is
+// gone unregisters it while buffers may still be out). Home shard only.
+bool still_registered(const PoolCore* core) noexcept;
 }  // namespace internal
 
 class Buffer {
@@ -67,12 +70,15 @@ class Buffer {
   std::size_t size() const noexcept { return size_; }
   std::span<std::byte> bytes() const noexcept { return {data_, size_}; }
 
-  // True when the memory is registered with its home shard's io_uring.
+  // True when the memory was registered with its home shard's io_uring when
+  // the buffer was handed out.
   bool registered() const noexcept { return fixed_ring_ != nullptr; }
   // The buf_index for READ_FIXED / WRITE_FIXED on `ring`, or -1 when this
-  // buffer is not registered with that ring (unregistered pool, or another shard's ring).
+  // buffer is not registered with that ring (unregistered pool, another
+  // shard's ring, or a pool dropped since, which unregistered its memory).
   int fixed_index_for(const io::Driver& ring) const noexcept {
-    return fixed_ring_ == &ring ? static_cast<int>(size_class_) : -1;
+    if (fixed_ring_ != &ring) return -1;  // decided without touching the pool off its shard
+    return internal::still_registered(core_) ? static_cast<int>(size_class_) : -1;
   }
   // The pool's size class this buffer belongs to (also its buf_index when registered).
   std::uint16_t size_class() const noexcept { return size_class_; }

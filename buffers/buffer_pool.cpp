@@ -229,6 +229,8 @@ void arrive_home(mesh::MeshMessage& m, mesh::Delivery) {
 
 }  // namespace
 
+bool still_registered(const PoolCore* core) noexcept { return core->registered; }
+
 void release_buffer(PoolCore* core, std::uint16_t size_class, std::uint32_t index) noexcept {
   if (core->on_home_thread()) return core->put_back(size_class, index);
   send_to_home_shard(core->shard, mesh::MeshMessage::make(&arrive_home, ReturnNote{core, index, size_class}),

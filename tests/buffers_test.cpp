@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -335,6 +336,30 @@ TEST_CASE("a registered buffer reads a file with READ_FIXED and writes one with 
     REQUIRE(pread(fd, back.data(), back.size(), 8192) == 4096);
     CHECK(back == replacement);
   }(pool, fd, contents));
+}
+
+TEST_CASE("a buffer that outlives its registered pool reads with plain READ, not a stale buf_index") {
+  LocalExecutor ex(own_pool_shard());
+  auto pool = std::make_unique<BufferPool>(ex.driver(), 0, small_pool());
+  REQUIRE(pool->registered());
+  const std::vector<char> contents = pattern(5000, 5);
+  TempFile file(contents);
+  int fd = open(file.path(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  FdCloser closer{fd};
+  LogCapture log;
+  ex.block_on([](std::unique_ptr<BufferPool>& pool, int fd, const std::vector<char>& contents) -> Task<void> {
+    Buffer b = co_await pool->acquire(contents.size());
+    io::Driver& driver = RuntimeContext::current().driver();
+    CHECK(b.fixed_index_for(driver) >= 0);
+    pool.reset();  // unregisters the pool's memory; the buffer keeps it alive
+    CHECK(b.fixed_index_for(driver) == -1);
+    int n = co_await ring_op(
+        [&](io_uring_sqe* sqe) { buffers::prep_read_buffer(sqe, driver, fd, b, contents.size(), 0); });
+    REQUIRE(n == static_cast<int>(contents.size()));  // READ_FIXED with the old index gave EFAULT
+    CHECK(std::memcmp(b.data(), contents.data(), contents.size()) == 0);
+  }(pool, fd, contents));
+  CHECK(log.count("buffers still out") == 1);
 }
 
 TEST_CASE("io::File::read_fixed reads into a registered pool buffer at its buf_index") {
