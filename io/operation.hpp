@@ -91,7 +91,8 @@ class OpBase : public Completion {
   // move the awaitable into the coroutine frame before awaiting it).
   OpBase(OpBase&& other) noexcept
       : Completion(other), prepare_(other.prepare_), name_(other.name_), fd_(other.fd_),
-        result_is_fd_(other.result_is_fd_), path_(other.path_), address_(other.address_),
+        result_is_fd_(other.result_is_fd_), unstoppable_(other.unstoppable_), path_(other.path_),
+        address_(other.address_),
         deadline_(other.deadline_), continue_(other.continue_) {}
   ~OpBase() {
     // Still in flight (the task was destroyed), still watched by a timer or a
@@ -271,7 +272,6 @@ class [[nodiscard("co_await the operation")]] Operation
   Operation(Operation&& other) noexcept
       : OpBase(std::move(other)), prepare_(std::move(other.prepare_)), finish_(std::move(other.finish_)) {
     name_subject();
-    if constexpr (std::is_base_of_v<internal::Unstoppable, Finish>) mark_unstoppable();
   }
 
   bool await_ready() noexcept { return ready(); }

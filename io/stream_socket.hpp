@@ -48,7 +48,8 @@ class StreamSocket {
   // Receives up to `size` bytes (IORING_OP_RECV) -> std::size_t; 0 at end of stream.
   auto read(void* data, std::size_t size) {
     int fd = fd_.get();
-    return Operation("recv", fd, [=](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, data, internal::io_length(size), 0); },
+    return Operation("recv", fd,
+                     [=](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, data, internal::io_length(size), 0); },
                      internal::ToSize{});
   }
   auto read(std::span<std::byte> buffer) { return read(buffer.data(), buffer.size()); }
@@ -57,7 +58,9 @@ class StreamSocket {
   auto write(const void* data, std::size_t size) {
     int fd = fd_.get();
     return Operation("send", fd,
-                     [=](io_uring_sqe* sqe) { io_uring_prep_send(sqe, fd, data, internal::io_length(size), MSG_NOSIGNAL); },
+                     [=](io_uring_sqe* sqe) {
+                       io_uring_prep_send(sqe, fd, data, internal::io_length(size), MSG_NOSIGNAL);
+                     },
                      internal::ToSize{});
   }
   auto write(std::span<const std::byte> buffer) { return write(buffer.data(), buffer.size()); }

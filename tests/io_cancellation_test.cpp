@@ -202,7 +202,8 @@ TEST_CASE("write_all stopped by its deadline mid-transfer throws TimeoutError, n
       });
       bool returned = false;
       try {
-        co_await pair.client.write_all(data.data(), size).with_timeout(std::chrono::microseconds((50 + 5 * (i % 10)) << (i / 10)));
+        auto deadline = std::chrono::microseconds((50 + 5 * (i % 10)) << (i / 10));
+        co_await pair.client.write_all(data.data(), size).with_timeout(deadline);
         returned = true;
       } catch (const TimeoutError&) {
         ++timed_out;

@@ -49,10 +49,10 @@ constexpr const char* description =
     "                          made of idle loop turns (and parks; see the extras).\n"
     "  poll_cost_pipelined_rt  CPU ns per round trip with 256 in flight (per-message\n"
     "                          delivery cost; shards rarely park).\n"
-    "Each of these two phases lasts 300 ms (100 ms with --quick): the kernel adds a thread\n"
-    "running on another CPU to the process's CPU time only at its scheduler tick.\n"
     "  poll_cost_idle          % of one core while all N shards are idle (the window opens\n"
     "                          50 ms after the last work).\n"
+    "The serial and pipelined phases last 300 ms each (100 ms with --quick): the kernel\n"
+    "adds a thread running on another CPU to the process's CPU time only at its tick.\n"
     "The baseline of each row is the same measurement in a 2-shard runtime made by the\n"
     "same invocation, so ratio = cost(2 shards) / cost(N shards): if idle shards polled,\n"
     "or if a loop turn scanned every peer, the cost would grow with N and the ratio would\n"
@@ -295,7 +295,9 @@ int run_poll_cost(const Options& options, unsigned shards) {
                     .higher_is_better = false,
                     .goal = flat,
                     .runs = runs,
-                    .extra = {{"shards", double(shards)}, {"calls", med(at_n, &PollCostRun::pipelined_calls)}, {"window", 256.0}}});
+                    .extra = {{"shards", double(shards)},
+                              {"calls", med(at_n, &PollCostRun::pipelined_calls)},
+                              {"window", 256.0}}});
   report.add(Result{.name = "poll_cost_idle",
                     .metric = "% of one core",
                     .veloq = med(at_n, &PollCostRun::idle_percent),
