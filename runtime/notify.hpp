@@ -1,6 +1,8 @@
 // Notify: wakes tasks on one shard. notify_one() wakes the longest waiter, or,
 // if nobody waits, leaves a single permit that the next wait() consumes at
-// once (so a notification sent just before the wait is not lost).
+// once (so a notification sent just before the wait is not lost). A waiter
+// cancelled after notify_one() chose it, before it resumed, passes the
+// notification on, so cancelling a task never swallows one.
 // notify_all() wakes every current waiter and leaves no permit.
 //
 // Event: a flag tasks can wait for; set() releases every waiter and all later
@@ -31,16 +33,39 @@ class ListAwaiter : public Waiter {
 
 class Notify {
  public:
+  class [[nodiscard("co_await notify.wait()")]] Wait : public internal::Waiter {
+   public:
+    Wait(Notify& notify, bool ready) noexcept : notify_(notify), ready_(ready) {}
+    Wait(const Wait&) = delete;
+    ~Wait() {
+      if (chosen_ && !resumed_) notify_.notify_one();
+    }
+    bool await_ready() const noexcept { return ready_; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+      notify_.waiters_.push_back(*this, internal::running_task(), h);
+    }
+    void await_resume() noexcept { resumed_ = true; }
+
+   private:
+    friend class Notify;
+    Notify& notify_;
+    bool ready_;
+    bool chosen_ = false;  // woken by notify_one(), which no other waiter saw
+    bool resumed_ = false;
+  };
+
   void notify_one() noexcept {
-    if (!waiters_.wake_front()) permit_ = true;
+    if (waiters_.empty()) {
+      permit_ = true;
+      return;
+    }
+    static_cast<Wait*>(waiters_.front())->chosen_ = true;
+    waiters_.wake_front();
   }
   void notify_all() noexcept { waiters_.wake_all(); }
   std::size_t waiters() const noexcept { return waiters_.size(); }
 
-  [[nodiscard("co_await notify.wait()")]] internal::ListAwaiter wait() noexcept {
-    bool had_permit = std::exchange(permit_, false);
-    return internal::ListAwaiter(waiters_, had_permit);
-  }
+  Wait wait() noexcept { return Wait(*this, std::exchange(permit_, false)); }
 
  private:
   internal::WaitList waiters_;

@@ -39,8 +39,15 @@ class Semaphore {
     Acquire(Semaphore& s, std::size_t n) noexcept : sem_(s), n_(n) {}
     Acquire(const Acquire&) = delete;
     ~Acquire() {
-      // Granted, but the task was cancelled before it resumed: give the units back.
-      if (woken && !consumed_ && !failed_) sem_.release(n_);
+      if (linked()) {
+        // Cancelled while waiting: smaller requests queued behind this one
+        // may fit in the units it was waiting for.
+        unlink();
+        sem_.serve();
+      } else if (woken && !consumed_ && !failed_) {
+        // Granted, but the task was cancelled before it resumed: give the units back.
+        sem_.release(n_);
+      }
     }
     bool await_ready() {
       if (sem_.closed_) return true;
@@ -70,12 +77,7 @@ class Semaphore {
 
   void release(std::size_t n = 1) noexcept {
     units_ += n;
-    while (!waiters_.empty()) {
-      auto* w = static_cast<Acquire*>(waiters_.front());
-      if (w->n_ > units_) break;
-      units_ -= w->n_;
-      waiters_.wake_front();
-    }
+    serve();
   }
 
   // Fails every waiter and every later acquire with ClosedError.
@@ -88,6 +90,16 @@ class Semaphore {
   }
 
  private:
+  // Grants waiters in arrival order while the first one's request fits.
+  void serve() noexcept {
+    while (!waiters_.empty()) {
+      auto* w = static_cast<Acquire*>(waiters_.front());
+      if (w->n_ > units_) break;
+      units_ -= w->n_;
+      waiters_.wake_front();
+    }
+  }
+
   std::size_t units_;
   bool closed_ = false;
   internal::WaitList waiters_;

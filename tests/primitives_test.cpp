@@ -11,6 +11,7 @@
 #include <veloq/runtime/when_all.hpp>
 #include <veloq/runtime/yield.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,36 @@ TEST_CASE("a semaphore serves waiters in arrival order and returns units of canc
     granted.cancel();  // ...which is cancelled before it resumes
     CHECK_THROWS_AS(co_await granted, TaskCancelled);
     CHECK(one.available() == 1);
+  }());
+}
+
+// Lets every task that is ready now run (and those they wake in turn).
+Task<void> settle() {
+  for (int i = 0; i < 4; ++i) co_await yield();
+}
+
+TEST_CASE("cancelling a semaphore's first waiter serves the smaller requests queued behind it") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Semaphore sem(0);
+    bool small_got = false;
+    auto big = spawn([](Semaphore& s) -> Task<void> { co_await s.acquire(5); }(sem));
+    auto small = spawn([](Semaphore& s, bool& got) -> Task<void> {
+      co_await s.acquire(1);
+      got = true;
+    }(sem, small_got));
+    co_await yield();
+    REQUIRE(sem.waiters() == 2);
+    sem.release(1);  // the first waiter wants 5, so the second one waits behind it
+    CHECK(sem.waiters() == 2);
+    big.cancel();
+    CHECK_THROWS_AS(co_await big, TaskCancelled);
+    co_await settle();
+    CHECK(small_got);
+    CHECK(sem.waiters() == 0);
+    CHECK(sem.available() == 0);
+    small.cancel();  // a no-op once it finished; a stuck waiter must not hang the test
+    CHECK_NOTHROW(co_await small);
   }());
 }
 
@@ -95,6 +126,75 @@ TEST_CASE("notify_one keeps a permit for a later waiter and notify_all wakes eve
     e.set();
     co_await waiter;
     co_await e.wait();  // stays set
+  }());
+}
+
+TEST_CASE("a notify_one whose waiter is cancelled before it resumes goes to the next waiter") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Notify n;
+    int woken = 0;
+    auto w = [](Notify& nn, int& c) -> Task<void> {
+      co_await nn.wait();
+      ++c;
+    };
+    auto a = spawn(w(n, woken));
+    auto b = spawn(w(n, woken));
+    co_await yield();
+    REQUIRE(n.waiters() == 2);
+    n.notify_one();  // chooses a ...
+    a.cancel();      // ... which is cancelled before it runs
+    CHECK_THROWS_AS(co_await a, TaskCancelled);
+    co_await settle();
+    CHECK(woken == 1);
+    b.cancel();
+    CHECK_NOTHROW(co_await b);
+    // With nobody left waiting, the passed-on notification is a permit.
+    auto c = spawn(w(n, woken));
+    n.notify_one();
+    c.cancel();  // c has not run yet: it never waited, so the permit stays
+    CHECK_THROWS_AS(co_await c, TaskCancelled);
+    co_await n.wait();  // consumes the permit at once
+  }());
+}
+
+TEST_CASE("a channel item or free slot is not stranded when the task it woke is cancelled") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Channel<int> ch(1);
+    std::optional<int> got_a, got_b;
+    auto receiver = [](Channel<int>& c, std::optional<int>& out) -> Task<void> { out = co_await c.recv(); };
+    auto a = spawn(receiver(ch, got_a));
+    auto b = spawn(receiver(ch, got_b));
+    co_await yield();
+    co_await ch.send(7);  // wakes receiver a ...
+    a.cancel();           // ... which is cancelled before it takes the item
+    CHECK_THROWS_AS(co_await a, TaskCancelled);
+    co_await settle();
+    CHECK(ch.size() == 0);
+    CHECK(got_b == std::optional<int>(7));
+    b.cancel();
+    CHECK_NOTHROW(co_await b);
+
+    while (ch.try_recv()) {
+    }
+    co_await ch.send(0);  // full again
+    bool sent_c = false, sent_d = false;
+    auto sender = [](Channel<int>& c, int v, bool& sent) -> Task<void> {
+      co_await c.send(v);
+      sent = true;
+    };
+    auto c = spawn(sender(ch, 1, sent_c));
+    auto d = spawn(sender(ch, 2, sent_d));
+    co_await yield();
+    CHECK(ch.try_recv() == std::optional<int>(0));  // a free slot wakes sender c ...
+    c.cancel();                                      // ... which is cancelled first
+    CHECK_THROWS_AS(co_await c, TaskCancelled);
+    co_await settle();
+    CHECK(sent_d);
+    d.cancel();
+    CHECK_NOTHROW(co_await d);
+    CHECK(ch.try_recv() == std::optional<int>(2));
   }());
 }
 
