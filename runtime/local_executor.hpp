@@ -290,8 +290,10 @@ T LocalExecutor::block_on(Task<T> task) {
   heartbeat_.going_to_sleep();  // out of the loop is not a stall
   block_on_task_ = outer;
   if (!handle.done()) {
+    // Stopped: the task, cancelled, is destroyed once the ready queue reaches
+    // it, which may take more than one budget of other ready tasks.
     handle.cancel();
-    run_ready_tasks();
+    while (!handle.done()) run_ready_tasks();
   }
   return handle.take_result();
 }

@@ -3,7 +3,9 @@
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/sleep.hpp>
+#include <veloq/runtime/yield.hpp>
 
+#include <atomic>
 #include <string>
 #include <thread>
 
@@ -117,6 +119,49 @@ TEST_CASE("Runtime::stop from another thread ends run with TaskCancelled") {
   CHECK_THROWS_AS(rt.run([&]() -> Task<void> {
     started = true;
     co_await sleep_for(std::chrono::hours(1));
+  }),
+                  TaskCancelled);
+  stopper.join();
+}
+
+namespace {
+Task<void> spin_forever() {
+  for (;;) co_await yield();
+}
+}  // namespace
+
+// The cancelled entry is destroyed only when the ready queue reaches it; with
+// more ready tasks than one task budget ahead of it, one pass is not enough.
+TEST_CASE("a stopped block_on or run throws TaskCancelled even with many tasks ready") {
+  LocalExecutor value_ex;
+  CHECK_THROWS_AS(value_ex.block_on([](LocalExecutor& ex) -> Task<int> {
+    for (int i = 0; i < 600; ++i) spawn(spin_forever()).detach();
+    co_await yield();
+    ex.request_stop();
+    co_await sleep_for(std::chrono::hours(1));
+    co_return 1;
+  }(value_ex)),
+                  TaskCancelled);
+  LocalExecutor void_ex;
+  CHECK_THROWS_AS(void_ex.block_on([](LocalExecutor& ex) -> Task<void> {
+    for (int i = 0; i < 600; ++i) spawn(spin_forever()).detach();
+    co_await yield();
+    ex.request_stop();
+    co_await sleep_for(std::chrono::hours(1));
+  }(void_ex)),
+                  TaskCancelled);
+
+  Runtime rt(unpinned(1));
+  std::atomic<bool> started{false};
+  std::thread stopper([&] {
+    while (!started.load()) std::this_thread::yield();
+    rt.stop();
+  });
+  CHECK_THROWS_AS(rt.run([&]() -> Task<int> {
+    for (int i = 0; i < 600; ++i) spawn(spin_forever()).detach();
+    started = true;
+    co_await sleep_for(std::chrono::hours(1));
+    co_return 1;
   }),
                   TaskCancelled);
   stopper.join();
