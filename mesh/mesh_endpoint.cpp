@@ -6,6 +6,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <utility>
 
 namespace veloq::mesh {
@@ -30,6 +31,19 @@ bool kernel_has_msg_ring(io::Driver& driver) {
   bool supported = io_uring_opcode_supported(probe, IORING_OP_MSG_RING) != 0;
   io_uring_free_probe(probe);
   return supported;
+}
+
+// Runs one inbound message. A handler that throws (it should not: the
+// runtime's own catch what the code they run throws) loses only its own work;
+// the rest of the batch still runs and the shard keeps going.
+void run_message(MeshMessage& m, unsigned from) noexcept {
+  try {
+    m.handler(m, Delivery::run);
+  } catch (const std::exception& e) {
+    log().error("a mesh message from shard {} failed: {}", from, e.what());
+  } catch (...) {
+    log().error("a mesh message from shard {} failed with an exception that is not a std::exception", from);
+  }
 }
 
 }  // namespace
@@ -213,7 +227,7 @@ unsigned MeshEndpoint::drain_inbound(unsigned budget) {
       do {
         std::size_t want = budget - ran < 64 ? budget - ran : 64;
         got = ring.pop(batch, want);
-        for (std::size_t i = 0; i < got; ++i) batch[i].handler(batch[i], Delivery::run);
+        for (std::size_t i = 0; i < got; ++i) run_message(batch[i], from);
         ran += static_cast<unsigned>(got);
         stats_.received += got;
         if (got > 0) make_room_visible(from);

@@ -273,35 +273,63 @@ Task<T> map_reduce(Mapper mapper, T initial, Reduce reduce) {
   co_return acc;
 }
 
+namespace internal {
+// Logs why a run_on closure failed; called inside its catch block.
+inline void log_run_on_failure() noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    log().warn("run_on closure threw: {}", e.what());
+  } catch (...) {
+    log().warn("run_on closure threw an exception that is not a std::exception");
+  }
+}
+}  // namespace internal
+
 // Sends fn to `shard` and does not wait. Small trivially copyable closures
 // travel inside the message itself; larger ones travel as a job whose memory
-// comes back home to be freed.
+// comes back home to be freed. A closure that returns a Task becomes a task
+// of the target shard, as with submit_to. Nothing comes back: what fn throws
+// is logged on the target.
 template <typename F>
 void run_on(unsigned shard, F&& fn) {
   using Fn = std::decay_t<F>;
-  RuntimeContext& ctx = RuntimeContext::current("run_on");
-  if constexpr (mesh::MeshMessage::fits_inline<Fn>) {
-    if (shard != ctx.shard_id()) {
-      auto handler = [](mesh::MeshMessage& m, mesh::Delivery how) {
-        if (how != mesh::Delivery::run) return;
-        try {
-          m.get<Fn>()();
-        } catch (const std::exception& e) {
-          log().warn("run_on closure threw: {}", e.what());
-        }
-      };
-      ctx.mesh().send(shard, mesh::MeshMessage::make(+handler, Fn(std::forward<F>(fn))));
-      return;
+  [[maybe_unused]] RuntimeContext& ctx = RuntimeContext::current("run_on");
+  if constexpr (internal::TaskValue<std::invoke_result_t<Fn&>>::is_task) {
+    // The closure lives in the job until the task it starts has finished.
+    auto call = submit_to(shard, [f = Fn(std::forward<F>(fn))]() mutable -> Task<void> {
+      try {
+        (void)co_await f();
+      } catch (...) {
+        internal::log_run_on_failure();
+      }
+    });
+    (void)call;  // dropping the call abandons it: the reply frees the job at home
+    return;
+  } else {
+    if constexpr (mesh::MeshMessage::fits_inline<Fn>) {
+      if (shard != ctx.shard_id()) {
+        auto handler = [](mesh::MeshMessage& m, mesh::Delivery how) {
+          if (how != mesh::Delivery::run) return;
+          try {
+            (void)m.get<Fn>()();
+          } catch (...) {
+            internal::log_run_on_failure();
+          }
+        };
+        ctx.mesh().send(shard, mesh::MeshMessage::make(+handler, Fn(std::forward<F>(fn))));
+        return;
+      }
     }
+    auto call = submit_to(shard, [f = Fn(std::forward<F>(fn))]() mutable {
+      try {
+        (void)f();
+      } catch (...) {
+        internal::log_run_on_failure();
+      }
+    });
+    (void)call;  // dropping the call abandons it: the reply frees the job at home
   }
-  auto call = submit_to(shard, [f = Fn(std::forward<F>(fn))]() mutable {
-    try {
-      f();
-    } catch (const std::exception& e) {
-      log().warn("run_on closure threw: {}", e.what());
-    }
-  });
-  (void)call;  // dropping the call abandons it: the reply frees the job at home
 }
 
 }  // namespace veloq

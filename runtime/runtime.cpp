@@ -89,7 +89,13 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
       } catch (...) {
         errors[id] = std::current_exception();
       }
-      if (id == 0) stop();
+      // The entry returned, or this shard's loop failed: either way every
+      // shard stops (a shard that stopped alone would leave its peers waiting
+      // for replies and at the shutdown barrier).
+      if (id == 0 || errors[id]) {
+        if (id != 0) log().error("shard {} stopped the runtime: its loop failed", id);
+        stop();
+      }
     }
     // Shutdown: destroy tasks (they may stage final messages), then, once no
     // shard sends any more, hand every message left in a ring its discard
@@ -123,8 +129,10 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
     running_mesh_ = nullptr;
   }
 
-  for (std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
+  // A shard loop's failure first: it is what stopped the entry on shard 0.
+  for (unsigned id = 1; id < n; ++id)
+    if (errors[id]) std::rethrow_exception(errors[id]);
+  if (errors[0]) std::rethrow_exception(errors[0]);
 }
 
 }  // namespace veloq

@@ -9,7 +9,9 @@
 // and when it returns (or stop() is called) stops every shard: remaining
 // tasks are destroyed, in-flight I/O is cancelled, mesh messages still in the
 // rings release what they own, and the threads are joined. The result (or
-// exception) of the entry task is returned from run().
+// exception) of the entry task is returned from run(). An exception that
+// escapes another shard's loop (a mesh handler that threw) stops the runtime
+// the same way, and run() rethrows it.
 #pragma once
 
 #include <veloq/runtime/errors.hpp>
