@@ -70,14 +70,14 @@ void run_into(Outcome<R>& outcome, F& fn) {
 // shard's frame pool; its `destroy` gives the memory back there.
 template <typename J, typename... Args>
 J* new_job(unsigned home, unsigned target, Args&&... args) {
-  void* mem = RuntimeContext::current().frame_pool().allocate(sizeof(J));
+  void* mem = RuntimeContext::current().frame_pool().allocate(sizeof(J), alignof(J));
   auto* job = new (mem) J(std::forward<Args>(args)...);
   job->home = home;
   job->target = target;
   job->destroy = [](typename J::Base* base) noexcept {
     auto* typed = static_cast<J*>(base);
     typed->~J();
-    FramePool::release_current(typed, sizeof(J));
+    FramePool::release_current(typed, sizeof(J), alignof(J));
   };
   return job;
 }

@@ -41,6 +41,20 @@ class FramePool {
   FramePool& operator=(const FramePool&) = delete;
   ~FramePool();
 
+  // Blocks are aligned for any type up to __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  // an over-aligned object (alignas(64)) names its alignment and gets its
+  // own heap block.
+  static constexpr std::size_t default_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+  void* allocate(std::size_t bytes, std::size_t alignment) {
+    if (alignment > default_alignment) [[unlikely]] return ::operator new(bytes, std::align_val_t{alignment});
+    return allocate(bytes);
+  }
+  void release(void* block, std::size_t bytes, std::size_t alignment) noexcept {
+    if (alignment > default_alignment) [[unlikely]] return ::operator delete(block, std::align_val_t{alignment});
+    release(block, bytes);
+  }
+
   void* allocate(std::size_t bytes) {
     if (pooling && bytes <= max_pooled_bytes && bytes != 0) {
       std::size_t cls = (bytes - 1) / class_bytes;
@@ -71,7 +85,15 @@ class FramePool {
   // Allocation and release that use the current shard's pool, or the heap
   // when the calling thread has entered no runtime context.
   static void* allocate_current(std::size_t bytes);
+  static void* allocate_current(std::size_t bytes, std::size_t alignment) {
+    if (alignment > default_alignment) [[unlikely]] return ::operator new(bytes, std::align_val_t{alignment});
+    return allocate_current(bytes);
+  }
   static void release_current(void* block, std::size_t bytes) noexcept;
+  static void release_current(void* block, std::size_t bytes, std::size_t alignment) noexcept {
+    if (alignment > default_alignment) [[unlikely]] return ::operator delete(block, std::align_val_t{alignment});
+    release_current(block, bytes);
+  }
 
   static constexpr std::size_t rounded(std::size_t bytes) noexcept {
     return bytes <= max_pooled_bytes ? (bytes + class_bytes - 1) / class_bytes * class_bytes : bytes;

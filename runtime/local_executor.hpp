@@ -242,7 +242,7 @@ void destroy_typed_state(TaskState* t) noexcept {
   auto* s = static_cast<TypedTaskState<T>*>(t);
   LocalExecutor* ex = s->executor;
   s->~TypedTaskState<T>();
-  ex->frame_pool().release(s, sizeof(TypedTaskState<T>));
+  ex->frame_pool().release(s, sizeof(TypedTaskState<T>), alignof(TypedTaskState<T>));
 }
 
 template <typename T>
@@ -259,7 +259,8 @@ JoinHandle<T> LocalExecutor::spawn(Task<T> task, const SpawnOptions& options, So
   if (classes_.count() > 1 || !options.task_class.inherits()) [[unlikely]] cls = resolve_class(options.task_class);
   // Default- rather than value-initialized (no "()"): every member has its own
   // initializer, and value-initialization would first zero the whole block.
-  auto* s = new (frame_pool_.allocate(sizeof(internal::TypedTaskState<T>))) internal::TypedTaskState<T>;
+  auto* s = new (frame_pool_.allocate(sizeof(internal::TypedTaskState<T>), alignof(internal::TypedTaskState<T>)))
+      internal::TypedTaskState<T>;
   auto h = task.release();
   h.promise().set_root_task(s);
   h.promise().redirect_outcome(&s->outcome);

@@ -68,6 +68,12 @@ class PromiseBase {
 template <typename T>
 class Promise : public PromiseBase {
  public:
+  // The frame holds the result: an over-aligned T needs an over-aligned frame.
+  static void* operator new(std::size_t bytes) { return FramePool::allocate_current(bytes, alignof(Promise)); }
+  static void operator delete(void* frame, std::size_t bytes) noexcept {
+    FramePool::release_current(frame, bytes, alignof(Promise));
+  }
+
   Task<T> get_return_object() noexcept;
   template <typename U>
   void return_value(U&& v) {
