@@ -64,7 +64,12 @@ struct BlockingPool::State {
   // Shards push here without a lock; helpers move it into the FIFO below.
   std::atomic<internal::BlockingJob*> submitted{nullptr};
   std::atomic<unsigned> threads{0};
-  std::atomic<unsigned> idle{0};
+  // Idle helpers minus submitted tokens no helper has taken yet: a submitter
+  // that takes one from a positive count has claimed an idle helper for its
+  // job; at zero or below, every idle helper is already spoken for, and it
+  // starts a thread. (A plain idle count would let a second submitter count
+  // on a helper the first one's token is already waking.)
+  std::atomic<int> spare{0};
   std::atomic<std::uint64_t> started{0};
   std::atomic<bool> stopping{false};
   std::vector<std::unique_ptr<internal::BlockingInbox>> inboxes;
@@ -104,6 +109,19 @@ struct BlockingPool::State {
       if (errno != EINTR) return false;
     return true;
   }
+  // Waits for the token a submitter has claimed this helper for.
+  void wait_for_claimed_token() noexcept {
+    while (sem_wait(&jobs_available) != 0) {
+    }
+  }
+  // An idle helper that timed out leaves the count; false if every idle
+  // helper is claimed, one of them by a token on its way.
+  bool leave_spare() noexcept {
+    int n = spare.load(std::memory_order_seq_cst);
+    while (n > 0)
+      if (spare.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst)) return true;
+    return false;
+  }
 };
 
 BlockingPool::BlockingPool(const BlockingPoolConfig& config, mesh::Mesh& mesh)
@@ -135,25 +153,22 @@ void BlockingPool::submit(internal::BlockingJob* job) noexcept {
   do {
     job->next = head;
   } while (!s.submitted.compare_exchange_weak(head, job, std::memory_order_seq_cst, std::memory_order_relaxed));
+  bool claimed_idle_helper = s.spare.fetch_sub(1, std::memory_order_seq_cst) > 0;
   sem_post(&s.jobs_available);
-  start_thread_if_needed();
+  if (!claimed_idle_helper) start_thread();
 }
 
-void BlockingPool::start_thread_if_needed() noexcept {
+void BlockingPool::start_thread() noexcept {
   State& s = *state_;
-  // Checked after the post: a helper that is giving up on idling decrements
-  // `idle` before its last try for a token, so either we see no idle helper
-  // and start one, or that helper sees our token.
-  if (s.idle.load(std::memory_order_seq_cst) != 0) return;
   unsigned n = s.threads.load();
   do {
-    if (n >= s.config.max_threads) return;
+    if (n >= s.config.max_threads) return;  // the job waits for a busy helper
   } while (!s.threads.compare_exchange_weak(n, n + 1));
   try {
     std::thread(&BlockingPool::helper_main, state_).detach();
     s.started.fetch_add(1);
   } catch (const std::exception& e) {
-    // Queued work waits for a helper that a later submit starts.
+    // Queued work waits for a helper that becomes free or that a later submit starts.
     s.threads.fetch_sub(1);
     log().error("blocking pool: could not start a helper thread: {}", e.what());
   }
@@ -162,15 +177,15 @@ void BlockingPool::start_thread_if_needed() noexcept {
 void BlockingPool::helper_main(std::shared_ptr<State> state) noexcept {
   State& s = *state;
   for (;;) {
-    s.idle.fetch_add(1, std::memory_order_seq_cst);
-    bool got = s.wait_for_token();
-    s.idle.fetch_sub(1, std::memory_order_seq_cst);
-    if (!got) {
-      // Retire, unless a job arrived while we gave up: a submitter that saw
-      // us still counted has posted its token before our last try.
-      s.threads.fetch_sub(1, std::memory_order_seq_cst);
-      if (sem_trywait(&s.jobs_available) != 0) break;
-      s.threads.fetch_add(1, std::memory_order_seq_cst);
+    s.spare.fetch_add(1, std::memory_order_seq_cst);
+    if (!s.wait_for_token()) {
+      // Idle too long: retire, unless a submitter has claimed this helper
+      // (the count went to zero or below), whose token is then on its way.
+      if (s.leave_spare()) {
+        s.threads.fetch_sub(1, std::memory_order_seq_cst);
+        break;
+      }
+      s.wait_for_claimed_token();
     }
     if (s.stopping.load(std::memory_order_seq_cst)) {
       s.threads.fetch_sub(1, std::memory_order_seq_cst);

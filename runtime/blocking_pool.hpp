@@ -6,9 +6,10 @@
 //
 // spawn_blocking(fn) hands `fn` to the runtime's pool and suspends the caller;
 // `fn` runs on a helper thread and the caller resumes on its own shard with
-// the result, or with the exception `fn` threw. The pool starts empty, grows
-// one thread at a time up to `max_threads` while every thread is busy, and a
-// thread that finds no work for `idle_timeout` exits. A runtime has one pool
+// the result, or with the exception `fn` threw. The pool starts empty; a call
+// that finds no idle helper left unclaimed by earlier calls starts a thread,
+// up to `max_threads` (beyond that, calls queue), and a thread that finds no
+// work for `idle_timeout` exits. A runtime has one pool
 // for all its shards; a standalone LocalExecutor makes its own on first use.
 //
 // Cancelling the awaiting task does not stop `fn` (a thread cannot be
@@ -109,7 +110,8 @@ class BlockingPool {
 
  private:
   struct State;
-  void start_thread_if_needed() noexcept;
+  // Starts one more helper, unless max_threads are running.
+  void start_thread() noexcept;
   static void helper_main(std::shared_ptr<State> state) noexcept;
 
   std::shared_ptr<State> state_;  // shared with the (detached) helper threads

@@ -167,6 +167,35 @@ TEST_CASE("the blocking pool grows only to its limit and idle helpers exit after
   CHECK(ex.stats().blocking_results == 6);
 }
 
+// A helper that a first call's token is already waking is not idle for a
+// second call submitted right after: that one needs a thread of its own.
+TEST_CASE("two blocking calls submitted together run at once when the pool may grow") {
+  ShardConfig config;
+  config.blocking_pool.max_threads = 4;
+  int queued_behind = 0;
+  for (int round = 0; round < 5; ++round) {
+    LocalExecutor ex(config);
+    bool first_saw_second = ex.block_on([]() -> Task<bool> {
+      co_await spawn_blocking([] {});  // one helper now exists ...
+      co_await sleep_for(20ms);        // ... and waits, idle, for work
+      std::atomic<bool> second_ran{false};
+      auto wait_for_second = [&second_ran] {
+        auto until = std::chrono::steady_clock::now() + 2s;
+        while (!second_ran.load() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+        return second_ran.load();
+      };
+      auto run_second = [&second_ran] { second_ran = true; };
+      auto first = spawn([](auto fn) -> Task<bool> { co_return co_await spawn_blocking(std::move(fn)); }(wait_for_second));
+      auto second = spawn([](auto fn) -> Task<void> { co_await spawn_blocking(std::move(fn)); }(run_second));
+      bool saw = co_await first;
+      co_await second;
+      co_return saw;
+    }());
+    if (!first_saw_second) ++queued_behind;
+  }
+  CHECK(queued_behind == 0);
+}
+
 TEST_CASE("a task cancelled while its blocking call runs lets the call finish and drops the result") {
   LocalExecutor ex;
   std::atomic<bool> release{false};
