@@ -9,7 +9,7 @@ FramePool::~FramePool() {
   for (FreeList& list : free_) {
     while (list.head != nullptr) {
       FreeBlock* next = list.head->next;
-      ::operator delete(list.head);
+      heap_release(list.head);
       list.head = next;
     }
     list.count = 0;

@@ -3,6 +3,9 @@
 // once a shard is warm. Blocks are grouped in 64-byte size classes up to 1 KiB;
 // larger requests go to the heap. Every block is one heap allocation rounded up
 // to its class, so a block may be returned to any pool (or to the heap) safely.
+// Blocks start on a cache line: an object (or a coroutine frame's local)
+// declared alignas(64) sits where it asks to, and no block shares its first
+// line with another.
 #pragma once
 
 #include <veloq/runtime/runtime_context.hpp>
@@ -41,17 +44,16 @@ class FramePool {
   FramePool& operator=(const FramePool&) = delete;
   ~FramePool();
 
-  // Blocks are aligned for any type up to __STDCPP_DEFAULT_NEW_ALIGNMENT__;
-  // an over-aligned object (alignas(64)) names its alignment and gets its
-  // own heap block.
-  static constexpr std::size_t default_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  // The alignment of every block; a more aligned object names its alignment
+  // and gets its own heap block.
+  static constexpr std::size_t block_alignment = 64;
 
   void* allocate(std::size_t bytes, std::size_t alignment) {
-    if (alignment > default_alignment) [[unlikely]] return ::operator new(bytes, std::align_val_t{alignment});
+    if (alignment > block_alignment) [[unlikely]] return ::operator new(bytes, std::align_val_t{alignment});
     return allocate(bytes);
   }
   void release(void* block, std::size_t bytes, std::size_t alignment) noexcept {
-    if (alignment > default_alignment) [[unlikely]] return ::operator delete(block, std::align_val_t{alignment});
+    if (alignment > block_alignment) [[unlikely]] return ::operator delete(block, std::align_val_t{alignment});
     release(block, bytes);
   }
 
@@ -65,7 +67,7 @@ class FramePool {
         return b;
       }
     }
-    return ::operator new(rounded(bytes));
+    return heap_allocate(bytes);
   }
   void release(void* block, std::size_t bytes) noexcept {
     if (pooling && bytes <= max_pooled_bytes && bytes != 0) {
@@ -79,25 +81,30 @@ class FramePool {
         return;
       }
     }
-    ::operator delete(block);
+    heap_release(block);
   }
 
   // Allocation and release that use the current shard's pool, or the heap
   // when the calling thread has entered no runtime context.
   static void* allocate_current(std::size_t bytes);
   static void* allocate_current(std::size_t bytes, std::size_t alignment) {
-    if (alignment > default_alignment) [[unlikely]] return ::operator new(bytes, std::align_val_t{alignment});
+    if (alignment > block_alignment) [[unlikely]] return ::operator new(bytes, std::align_val_t{alignment});
     return allocate_current(bytes);
   }
   static void release_current(void* block, std::size_t bytes) noexcept;
   static void release_current(void* block, std::size_t bytes, std::size_t alignment) noexcept {
-    if (alignment > default_alignment) [[unlikely]] return ::operator delete(block, std::align_val_t{alignment});
+    if (alignment > block_alignment) [[unlikely]] return ::operator delete(block, std::align_val_t{alignment});
     release_current(block, bytes);
   }
 
   static constexpr std::size_t rounded(std::size_t bytes) noexcept {
     return bytes <= max_pooled_bytes ? (bytes + class_bytes - 1) / class_bytes * class_bytes : bytes;
   }
+  // A block from the heap, and its return there.
+  static void* heap_allocate(std::size_t bytes) {
+    return ::operator new(rounded(bytes), std::align_val_t{block_alignment});
+  }
+  static void heap_release(void* block) noexcept { ::operator delete(block, std::align_val_t{block_alignment}); }
 
  private:
   struct FreeBlock {
@@ -115,12 +122,12 @@ class FramePool {
 // header only forward-declares FramePool.
 inline void* FramePool::allocate_current(std::size_t bytes) {
   if (RuntimeContext* ctx = RuntimeContext::current_or_null()) return ctx->frame_pool().allocate(bytes);
-  return ::operator new(rounded(bytes));
+  return heap_allocate(bytes);
 }
 
 inline void FramePool::release_current(void* block, std::size_t bytes) noexcept {
   if (RuntimeContext* ctx = RuntimeContext::current_or_null()) return ctx->frame_pool().release(block, bytes);
-  ::operator delete(block);
+  heap_release(block);
 }
 
 }  // namespace veloq::internal
