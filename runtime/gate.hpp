@@ -1,6 +1,7 @@
 // Gate: the basis of graceful shutdown. Work enters the gate (holding a
-// Gate::Holder while it runs); close() stops new work from entering
-// (enter() then throws ClosedError) and waits until every holder has left.
+// Gate::Holder while it runs); close() stops new work from entering at once
+// (enter() then throws ClosedError), and awaiting what it returns waits until
+// every holder has left.
 //
 //   veloq::Gate gate;
 //   auto holder = gate.enter();     // in each request handler
@@ -9,8 +10,10 @@
 #pragma once
 
 #include <veloq/runtime/errors.hpp>
-#include <veloq/runtime/notify.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/wait_list.hpp>
 
+#include <coroutine>
 #include <cstddef>
 #include <utility>
 
@@ -24,7 +27,7 @@ class Gate {
     Holder(Holder&& other) noexcept : gate_(std::exchange(other.gate_, nullptr)) {}
     Holder& operator=(Holder&&) = delete;
     ~Holder() {
-      if (gate_ && --gate_->holders_ == 0 && gate_->closed_) gate_->drained_.set();
+      if (gate_ && --gate_->holders_ == 0 && gate_->closed_) gate_->drain_waiters_.wake_all();
     }
 
    private:
@@ -38,11 +41,26 @@ class Gate {
     return Holder(this);
   }
 
-  // Closes the gate to new work and waits for every holder to leave.
-  Task<void> close() {
+  // Resumes its awaiter once the gate has no holders.
+  class [[nodiscard("co_await gate.close()")]] Drained {
+   public:
+    explicit Drained(Gate& gate) noexcept : gate_(gate) {}
+    bool await_ready() const noexcept { return gate_.holders_ == 0; }
+    void await_suspend(std::coroutine_handle<> h) noexcept {
+      gate_.drain_waiters_.push_back(waiter_, internal::running_task(), h);
+    }
+    void await_resume() const noexcept {}
+
+   private:
+    Gate& gate_;
+    internal::Waiter waiter_;
+  };
+
+  // Closes the gate to new work now; co_await the result to wait for every
+  // holder to leave.
+  Drained close() noexcept {
     closed_ = true;
-    if (holders_ == 0) drained_.set();
-    co_await drained_.wait();
+    return Drained(*this);
   }
 
   bool closed() const noexcept { return closed_; }
@@ -51,7 +69,7 @@ class Gate {
  private:
   std::size_t holders_ = 0;
   bool closed_ = false;
-  Event drained_;
+  internal::WaitList drain_waiters_;
 };
 
 }  // namespace veloq

@@ -233,9 +233,13 @@ TEST_CASE("a gate refuses new work once closed and waits for holders to leave") 
     }(gate, finished));
     co_await yield();
     CHECK(gate.holders() == 1);
-    co_await gate.close();
-    CHECK(finished);
+    auto drained = gate.close();  // closed from here on, before anything awaits
+    CHECK(gate.closed());
     CHECK_THROWS_AS((void)gate.enter(), ClosedError);
+    co_await drained;
+    CHECK(finished);
+    CHECK(gate.holders() == 0);
+    co_await gate.close();  // closing again, with no holders, does not wait
     co_await work;
   }());
 }
