@@ -58,8 +58,10 @@ Task<void> join_each(Results& results, Handles& handles, std::exception_ptr& fir
 
 template <typename... Ts>
 Task<std::tuple<internal::NonVoid<Ts>...>> when_all(Task<Ts>... tasks) {
-  std::tuple<JoinHandle<Ts>...> handles{spawn(std::move(tasks))...};
+  // The guard comes first: if a spawn throws, the children already spawned are cancelled.
+  std::tuple<JoinHandle<Ts>...> handles;
   internal::CancelUnfinished<std::tuple<JoinHandle<Ts>...>> guard{handles};
+  std::apply([&](auto&... h) { ((h = spawn(std::move(tasks))), ...); }, handles);
   std::exception_ptr first_error;
   std::tuple<internal::NonVoid<Ts>...> results;
   co_await internal::join_each(results, handles, first_error, std::index_sequence_for<Ts...>{});
@@ -71,8 +73,8 @@ template <typename T>
 Task<std::vector<internal::NonVoid<T>>> when_all(std::vector<Task<T>> tasks) {
   std::vector<JoinHandle<T>> handles;
   handles.reserve(tasks.size());
+  internal::CancelUnfinished<std::vector<JoinHandle<T>>> guard{handles};  // see above
   for (auto& t : tasks) handles.push_back(spawn(std::move(t)));
-  internal::CancelUnfinished<std::vector<JoinHandle<T>>> guard{handles};
   std::exception_ptr first_error;
   std::vector<internal::NonVoid<T>> results;
   results.reserve(handles.size());

@@ -319,6 +319,24 @@ TEST_CASE("when_all returns results in order and rethrows the first failure afte
   }());
 }
 
+TEST_CASE("when_all cancels the children it already started when starting another fails") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    int finished = 0;
+    auto slow = [](int& f) -> Task<void> {
+      co_await sleep_for(5ms);
+      ++f;
+    };
+    std::vector<Task<void>> tasks;
+    tasks.push_back(slow(finished));
+    tasks.emplace_back();  // an empty Task: spawning it throws RuntimeMisuse
+    CHECK_THROWS_AS(co_await when_all(std::move(tasks)), RuntimeMisuse);
+    CHECK_THROWS_AS(co_await when_all(slow(finished), Task<void>{}), RuntimeMisuse);
+    co_await sleep_for(20ms);
+    CHECK(finished == 0);
+  }());
+}
+
 TEST_CASE("yield lets the other ready tasks run first") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
