@@ -182,12 +182,14 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
     } else if (t->phase == Phase::done) {
       t->release();  // the running task's reference, which finish() left to us
     }
-    if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
-    if (submit_batch_reached()) break;  // this turn's enter carries enough
     if constexpr (Timed) {
+      // Read before any early exit: the caller charges the class up to *now,
+      // so a task that ends its slice early is charged too.
       *now = classes_.clock().now();
       if (*now >= until) break;
     }
+    if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
+    if (submit_batch_reached()) break;  // this turn's enter carries enough
   }
   return ran;
 }
