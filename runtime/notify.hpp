@@ -38,20 +38,24 @@ class Notify {
     Wait(Notify& notify, bool ready) noexcept : notify_(notify), ready_(ready) {}
     Wait(const Wait&) = delete;
     ~Wait() {
-      if (chosen_ && !resumed_) notify_.notify_one();
+      // Chosen, and destroyed before it resumed: still listed in `chosen_`
+      // unless the Notify is gone too.
+      if (chosen_ && linked()) {
+        unlink();
+        notify_.notify_one();
+      }
     }
     bool await_ready() const noexcept { return ready_; }
     void await_suspend(std::coroutine_handle<> h) noexcept {
       notify_.waiters_.push_back(*this, internal::running_task(), h);
     }
-    void await_resume() noexcept { resumed_ = true; }
+    void await_resume() noexcept { unlink(); }
 
    private:
     friend class Notify;
     Notify& notify_;
     bool ready_;
     bool chosen_ = false;  // woken by notify_one(), which no other waiter saw
-    bool resumed_ = false;
   };
 
   void notify_one() noexcept {
@@ -59,8 +63,10 @@ class Notify {
       permit_ = true;
       return;
     }
-    static_cast<Wait*>(waiters_.front())->chosen_ = true;
+    auto* w = static_cast<Wait*>(waiters_.front());
+    w->chosen_ = true;
     waiters_.wake_front();
+    chosen_.keep(*w);
   }
   void notify_all() noexcept { waiters_.wake_all(); }
   std::size_t waiters() const noexcept { return waiters_.size(); }
@@ -69,6 +75,7 @@ class Notify {
 
  private:
   internal::WaitList waiters_;
+  internal::WaitList chosen_;  // woken by notify_one(), not yet resumed
   bool permit_ = false;
 };
 

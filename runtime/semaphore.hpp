@@ -39,12 +39,15 @@ class Semaphore {
     Acquire(Semaphore& s, std::size_t n) noexcept : sem_(s), n_(n) {}
     Acquire(const Acquire&) = delete;
     ~Acquire() {
-      if (linked()) {
+      // Listed means the semaphore is still there (its lists unlink
+      // everything when it goes).
+      if (!linked()) return;
+      unlink();
+      if (!woken) {
         // Cancelled while waiting: smaller requests queued behind this one
         // may fit in the units it was waiting for.
-        unlink();
         sem_.serve();
-      } else if (woken && !consumed_ && !failed_) {
+      } else {
         // Granted, but the task was cancelled before it resumed: give the units back.
         sem_.release(n_);
       }
@@ -57,7 +60,7 @@ class Semaphore {
       sem_.waiters_.push_back(*this, internal::running_task(), h);
     }
     void await_resume() {
-      consumed_ = true;
+      unlink();  // the units, if granted, are the caller's now
       if (failed_ || (sem_.closed_ && !woken)) {
         failed_ = true;
         throw ClosedError("veloq: semaphore closed");
@@ -68,7 +71,6 @@ class Semaphore {
     friend class Semaphore;
     Semaphore& sem_;
     std::size_t n_;
-    bool consumed_ = false;
     bool failed_ = false;
   };
 
@@ -97,12 +99,14 @@ class Semaphore {
       if (w->n_ > units_) break;
       units_ -= w->n_;
       waiters_.wake_front();
+      granted_.keep(*w);
     }
   }
 
   std::size_t units_;
   bool closed_ = false;
   internal::WaitList waiters_;
+  internal::WaitList granted_;  // granted units, not yet resumed
 };
 
 }  // namespace veloq

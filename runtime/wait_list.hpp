@@ -60,6 +60,15 @@ class WaitList {
     ++size_;
   }
 
+  // Lists `w`, a waiter already woken, until it resumes or is destroyed, so
+  // that if the list's owner goes first, the list's destructor unlinks it and
+  // `w` knows not to call back (see Notify and Semaphore).
+  void keep(Waiter& w) noexcept {
+    bool woken = w.woken;
+    push_back(w, nullptr, {});
+    w.woken = woken;
+  }
+
   // Removes the first waiter and schedules its task; false if none waits.
   bool wake_front() noexcept {
     Waiter* w = head_;

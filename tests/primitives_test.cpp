@@ -11,6 +11,7 @@
 #include <veloq/runtime/when_all.hpp>
 #include <veloq/runtime/yield.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -155,6 +156,27 @@ TEST_CASE("a notify_one whose waiter is cancelled before it resumes goes to the 
     c.cancel();  // c has not run yet: it never waited, so the permit stays
     CHECK_THROWS_AS(co_await c, TaskCancelled);
     co_await n.wait();  // consumes the permit at once
+  }());
+}
+
+// The ASan build checks this one: the chosen tasks must not call back into
+// the destroyed primitives.
+TEST_CASE("a Notify or Semaphore destroyed before the task it woke resumes is not touched by that task") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto notify = std::make_unique<Notify>();
+    auto sem = std::make_unique<Semaphore>(0);
+    auto a = spawn([](Notify& n) -> Task<void> { co_await n.wait(); }(*notify));
+    auto b = spawn([](Semaphore& s) -> Task<void> { co_await s.acquire(); }(*sem));
+    co_await yield();
+    notify->notify_one();  // chooses a
+    sem->release(1);       // grants b
+    notify.reset();
+    sem.reset();
+    a.cancel();
+    b.cancel();
+    CHECK_THROWS_AS(co_await a, TaskCancelled);
+    CHECK_THROWS_AS(co_await b, TaskCancelled);
   }());
 }
 
