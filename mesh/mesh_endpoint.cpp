@@ -142,8 +142,9 @@ void MeshEndpoint::send(unsigned to, const MeshMessage& m) {
     dirty_.push_back(to);
   }
   // One push attempt per batch: while the ring is full, retrying on every
-  // message would hammer the consumer's cache lines for nothing.
-  if (box.staged() % config_.batch == 0) push_staged(to);
+  // message would hammer the consumer's cache lines for nothing. Once the
+  // shutdown's discarding has begun, nothing is pushed (see discard_staged).
+  if (box.staged() % config_.batch == 0 && !discarding_) push_staged(to);
 }
 
 bool MeshEndpoint::push_staged(unsigned to) {
@@ -182,6 +183,7 @@ bool MeshEndpoint::push_staged(unsigned to) {
 }
 
 void MeshEndpoint::flush_outbound() {
+  if (discarding_) return;
   std::size_t keep = 0;
   for (std::size_t i = 0; i < dirty_.size(); ++i) {
     unsigned to = dirty_[i];
@@ -255,9 +257,22 @@ bool MeshEndpoint::try_park() noexcept {
 }
 
 void MeshEndpoint::discard_staged() noexcept {
+  discarding_ = true;
+  // A discarded message may stage more as its contents are destroyed (a
+  // buffer going home): each pass takes what is staged out of the outboxes
+  // first, and passes repeat until nothing new was staged.
+  for (bool again = true; again;) {
+    again = false;
+    for (Outbox& box : outboxes_) {
+      if (box.staged() == 0) continue;
+      std::vector<MeshMessage> batch;
+      batch.swap(box.messages);
+      std::size_t head = std::exchange(box.head, 0);
+      for (std::size_t i = head; i < batch.size(); ++i) batch[i].handler(batch[i], Delivery::discard);
+      again = true;
+    }
+  }
   for (Outbox& box : outboxes_) {
-    for (std::size_t i = box.head; i < box.messages.size(); ++i)
-      box.messages[i].handler(box.messages[i], Delivery::discard);
     box.messages.clear();
     box.head = 0;
     box.dirty = false;
@@ -266,6 +281,7 @@ void MeshEndpoint::discard_staged() noexcept {
 }
 
 void MeshEndpoint::discard_inbound() noexcept {
+  discarding_ = true;
   MeshMessage batch[64];
   for (unsigned from = 0; from < mesh_.shard_count(); ++from) {
     if (from == self_) continue;

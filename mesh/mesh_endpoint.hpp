@@ -128,9 +128,13 @@ class MeshEndpoint {
   // Resumes once fewer than `room_limit` messages are staged for `to`.
   RoomAwaiter room_for(unsigned to) noexcept { return {*this, to}; }
 
-  // Shutdown: hands every staged and inbound message its discard delivery.
-  void discard_staged() noexcept;
+  // Shutdown, once no shard runs tasks: hands every inbound and then every
+  // staged message its discard delivery. From the first of these calls on,
+  // the endpoint pushes nothing more into the rings, so a ring's consumer
+  // sees everything its producer will ever push, and what discarded
+  // messages send while they are destroyed stays staged and is discarded too.
   void discard_inbound() noexcept;
+  void discard_staged() noexcept;
 
   const MeshStats& stats() const noexcept { return stats_; }
 
@@ -170,6 +174,7 @@ class MeshEndpoint {
   bool msg_ring_ = false;              // wake peers with MSG_RING (asked for, not refused)
   bool in_turn_ = false;               // inside a TurnScope, before end_turn()
   bool msg_ring_unsubmitted_ = false;  // a MSG_RING wake-up was prepared in this turn
+  bool discarding_ = false;            // shutdown: stage, never push
   std::vector<WakeSent> wake_sent_;    // [peer], only with msg_ring_
 };
 

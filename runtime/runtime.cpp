@@ -109,8 +109,8 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
     if (id == 0) watchdog.reset();
     if (executor) {
       RuntimeContext context(*executor);
-      executor->mesh().discard_staged();
       executor->mesh().discard_inbound();
+      executor->mesh().discard_staged();  // last: discarding inbound messages may stage more
     }
     drained.arrive_and_wait();
     executor.reset();
