@@ -109,13 +109,20 @@ TEST_CASE("runtime run returns the entry's value and rethrows its exception") {
                        "entry failed", std::runtime_error);
 }
 
-TEST_CASE("Runtime::stop from another thread ends run with TaskCancelled") {
-  Runtime rt(unpinned(2));
-  std::atomic<bool> started{false};
-  std::thread stopper([&] {
+namespace {
+// A thread that calls rt.stop() once the entry has set `started`.
+std::thread stop_once_started(Runtime& rt, const std::atomic<bool>& started) {
+  return std::thread([&rt, &started] {
     while (!started.load()) std::this_thread::yield();
     rt.stop();
   });
+}
+}  // namespace
+
+TEST_CASE("Runtime::stop from another thread ends run with TaskCancelled") {
+  Runtime rt(unpinned(2));
+  std::atomic<bool> started{false};
+  std::thread stopper = stop_once_started(rt, started);
   CHECK_THROWS_AS(rt.run([&]() -> Task<void> {
     started = true;
     co_await sleep_for(std::chrono::hours(1));
@@ -153,10 +160,7 @@ TEST_CASE("a stopped block_on or run throws TaskCancelled even with many tasks r
 
   Runtime rt(unpinned(1));
   std::atomic<bool> started{false};
-  std::thread stopper([&] {
-    while (!started.load()) std::this_thread::yield();
-    rt.stop();
-  });
+  std::thread stopper = stop_once_started(rt, started);
   CHECK_THROWS_AS(rt.run([&]() -> Task<int> {
     for (int i = 0; i < 600; ++i) spawn(spin_forever()).detach();
     started = true;

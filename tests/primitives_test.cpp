@@ -55,10 +55,18 @@ TEST_CASE("a semaphore serves waiters in arrival order and returns units of canc
   }());
 }
 
+namespace {
 // Lets every task that is ready now run (and those they wake in turn).
 Task<void> settle() {
   for (int i = 0; i < 4; ++i) co_await yield();
 }
+
+// Waits on `n` once and counts the wake-up.
+Task<void> count_wakeup(Notify& n, int& woken) {
+  co_await n.wait();
+  ++woken;
+}
+}  // namespace
 
 TEST_CASE("cancelling a semaphore's first waiter serves the smaller requests queued behind it") {
   LocalExecutor ex;
@@ -104,13 +112,9 @@ TEST_CASE("notify_one keeps a permit for a later waiter and notify_all wakes eve
     n.notify_one();
     co_await n.wait();  // consumes the permit at once
     int woken = 0;
-    auto w = [](Notify& nn, int& c) -> Task<void> {
-      co_await nn.wait();
-      ++c;
-    };
-    auto a = spawn(w(n, woken));
-    auto b = spawn(w(n, woken));
-    auto c = spawn(w(n, woken));
+    auto a = spawn(count_wakeup(n, woken));
+    auto b = spawn(count_wakeup(n, woken));
+    auto c = spawn(count_wakeup(n, woken));
     co_await yield();
     n.notify_one();
     co_await a;
@@ -135,12 +139,8 @@ TEST_CASE("a notify_one whose waiter is cancelled before it resumes goes to the 
   ex.block_on([]() -> Task<void> {
     Notify n;
     int woken = 0;
-    auto w = [](Notify& nn, int& c) -> Task<void> {
-      co_await nn.wait();
-      ++c;
-    };
-    auto a = spawn(w(n, woken));
-    auto b = spawn(w(n, woken));
+    auto a = spawn(count_wakeup(n, woken));
+    auto b = spawn(count_wakeup(n, woken));
     co_await yield();
     REQUIRE(n.waiters() == 2);
     n.notify_one();  // chooses a ...
@@ -151,7 +151,7 @@ TEST_CASE("a notify_one whose waiter is cancelled before it resumes goes to the 
     b.cancel();
     CHECK_NOTHROW(co_await b);
     // With nobody left waiting, the passed-on notification is a permit.
-    auto c = spawn(w(n, woken));
+    auto c = spawn(count_wakeup(n, woken));
     n.notify_one();
     c.cancel();  // c has not run yet: it never waited, so the permit stays
     CHECK_THROWS_AS(co_await c, TaskCancelled);
