@@ -92,6 +92,8 @@ class ShardSignal {
     if (claim_wake()) wake();
   }
   bool stop_requested() const noexcept { return stop_.load(std::memory_order_seq_cst); }
+  // Consumes a stop request (a standalone executor's loop, once it returned).
+  void clear_stop() noexcept { stop_.store(false, std::memory_order_seq_cst); }
 
   // The shard's io_uring fd while peers may wake it with IORING_OP_MSG_RING;
   // -1 (the default, and again before the ring closes) means eventfd only.

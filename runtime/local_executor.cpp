@@ -113,7 +113,12 @@ void LocalExecutor::run_until_stopped() {
   if (current_ != nullptr) throw RuntimeMisuse("veloq: run_until_stopped called from inside a running task");
   RuntimeContext context(*this);
   while (!stop_requested()) run_turn();
-  heartbeat_.going_to_sleep();  // out of the loop is not a stall
+  leave_loop();
+}
+
+void LocalExecutor::leave_loop() noexcept {
+  heartbeat_.going_to_sleep();
+  if (own_mesh_) own_mesh_->signal(shard_id_).clear_stop();
 }
 
 void LocalExecutor::run_turn() {

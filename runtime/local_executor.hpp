@@ -101,7 +101,9 @@ class LocalExecutor {
 
   // Runs the loop until request_stop().
   void run_until_stopped();
-  // Asks the loop to return; callable from any thread.
+  // Asks the loop to return; callable from any thread. A standalone
+  // executor's request ends one block_on or run_until_stopped, and the next
+  // runs; a runtime shard stays stopped.
   void request_stop() noexcept { mesh_->signal(shard_id_).request_stop(); }
   bool stop_requested() const noexcept { return endpoint_.stop_requested(); }
 
@@ -200,6 +202,10 @@ class LocalExecutor {
   // spawn + join 5%.
   static constexpr unsigned mesh_check_interval = 4;
 
+  // After block_on's or run_until_stopped's loop: not a stall any more, and a
+  // standalone executor's stop request is used up.
+  void leave_loop() noexcept;
+
   struct WakeRead : io::Completion {
     LocalExecutor* owner = nullptr;
     std::uint64_t counter = 0;
@@ -288,7 +294,7 @@ T LocalExecutor::block_on(Task<T> task) {
   JoinHandle<T> handle = spawn(std::move(task), SpawnOptions{"block_on"});
   internal::TaskState* outer = std::exchange(block_on_task_, handle_state(handle));
   while (!handle.done() && !stop_requested()) run_turn();
-  heartbeat_.going_to_sleep();  // out of the loop is not a stall
+  leave_loop();
   block_on_task_ = outer;
   if (!handle.done()) {
     // Stopped: the task, cancelled, is destroyed once the ready queue reaches

@@ -42,10 +42,20 @@ Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {
   shard_count_ = config_.shards != 0 ? config_.shards : static_cast<unsigned>(cpus_.size());
 }
 
+namespace {
+
+void stop_every_shard(mesh::Mesh& mesh) noexcept {
+  for (unsigned i = 0; i < mesh.shard_count(); ++i) mesh.signal(i).request_stop();
+}
+
+}  // namespace
+
 void Runtime::stop() noexcept {
   std::lock_guard lock(running_mutex_);
   if (auto* mesh = static_cast<mesh::Mesh*>(running_mesh_))
-    for (unsigned i = 0; i < mesh->shard_count(); ++i) mesh->signal(i).request_stop();
+    stop_every_shard(*mesh);
+  else
+    stop_pending_ = true;
 }
 
 void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
@@ -53,10 +63,37 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
     throw RuntimeMisuse(
         "veloq: Runtime::run was called on a thread that is running a shard; "
         "a shard cannot start another runtime (use spawn or submit_to instead)");
+  {
+    std::lock_guard lock(running_mutex_);
+    if (running_)
+      throw RuntimeMisuse("veloq: Runtime::run was called while the same runtime is already running");
+    running_ = true;
+  }
+  struct EndOfRun {
+    Runtime& runtime;
+    ~EndOfRun() {
+      std::lock_guard lock(runtime.running_mutex_);
+      runtime.running_ = false;
+      runtime.stop_pending_ = false;
+    }
+  } end_of_run{*this};
   configure_logging(config_.log_level);
 
   const unsigned n = shard_count_;
   mesh::Mesh mesh(n, config_.shard.mesh.ring_capacity);
+  // stop() reaches the shards through the mesh from here until it goes.
+  struct PublishedMesh {
+    Runtime& runtime;
+    PublishedMesh(Runtime& r, mesh::Mesh& m) : runtime(r) {
+      std::lock_guard lock(runtime.running_mutex_);
+      runtime.running_mesh_ = &m;
+      if (runtime.stop_pending_) stop_every_shard(m);
+    }
+    ~PublishedMesh() {
+      std::lock_guard lock(runtime.running_mutex_);
+      runtime.running_mesh_ = nullptr;
+    }
+  } published{*this, mesh};
   BlockingPool blocking_pool(config_.shard.blocking_pool, mesh);  // goes before the mesh: it wakes shards
   std::vector<internal::ShardHeartbeat*> heartbeats(n);
   std::optional<StallDetector> watchdog;  // shard 0 runs it while every shard thread is alive
@@ -116,18 +153,10 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
     executor.reset();
   };
 
-  {
-    std::lock_guard lock(running_mutex_);
-    running_mesh_ = &mesh;
-  }
   std::vector<std::thread> threads;
   threads.reserve(n);
   for (unsigned id = 0; id < n; ++id) threads.emplace_back(shard_main, id);
   for (std::thread& t : threads) t.join();
-  {
-    std::lock_guard lock(running_mutex_);
-    running_mesh_ = nullptr;
-  }
 
   // A shard loop's failure first: it is what stopped the entry on shard 0.
   for (unsigned id = 1; id < n; ++id)

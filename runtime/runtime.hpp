@@ -59,7 +59,9 @@ class Runtime {
   auto run(Entry&& entry) -> typename std::invoke_result_t<Entry>::value_type;
 
   // Stops every shard; the entry task is cancelled if still running, and
-  // run() then throws TaskCancelled. Callable from any thread.
+  // run() then throws TaskCancelled. Callable from any thread. A stop that
+  // comes before run() (or while it starts its shards) stops that run as soon
+  // as its shards exist; a run's end forgets any stop it was asked.
   void stop() noexcept;
 
  private:
@@ -71,9 +73,12 @@ class Runtime {
   std::vector<int> cpus_;
   // The running mesh, for stop() from any thread. The mutex only orders
   // stop() against the start and the end of run(); no shard takes it while
-  // it runs.
+  // it runs. `running_` covers all of run(); `stop_pending_` is a stop that
+  // came while no mesh was published.
   std::mutex running_mutex_;
   void* running_mesh_ = nullptr;
+  bool running_ = false;
+  bool stop_pending_ = false;
 };
 
 template <typename Entry>

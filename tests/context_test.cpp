@@ -170,3 +170,73 @@ TEST_CASE("a stopped block_on or run throws TaskCancelled even with many tasks r
                   TaskCancelled);
   stopper.join();
 }
+
+TEST_CASE("a standalone executor's stop request ends one loop, and the next runs") {
+  LocalExecutor ex;
+  CHECK_THROWS_AS(ex.block_on([](LocalExecutor& e) -> Task<void> {
+    e.request_stop();
+    co_await sleep_for(std::chrono::hours(1));
+  }(ex)),
+                  TaskCancelled);
+  CHECK(ex.block_on(answer()) == 42);
+
+  ex.spawn([](LocalExecutor& e) -> Task<void> {
+    e.request_stop();
+    co_return;
+  }(ex))
+      .detach();
+  ex.run_until_stopped();
+  CHECK(ex.block_on(answer()) == 42);
+}
+
+namespace {
+// Sleeps long enough that a lost stop shows as a normal return.
+Task<void> sleep_half_a_minute() { co_await sleep_for(std::chrono::seconds(30)); }
+}  // namespace
+
+TEST_CASE("a stop asked before run, or while it starts, stops that run and only that one") {
+  Runtime rt(unpinned(2));
+  rt.stop();
+  CHECK_THROWS_AS(rt.run(sleep_half_a_minute), TaskCancelled);
+  CHECK(rt.run(answer) == 42);
+
+  // stop() racing with run()'s start: it lands before run, before the shards
+  // exist, or after; never lost.
+  for (int round = 0; round < 100; ++round) {
+    std::thread stopper([&] { rt.stop(); });
+    bool cancelled = false;
+    try {
+      rt.run(sleep_half_a_minute);
+    } catch (const TaskCancelled&) {
+      cancelled = true;
+    }
+    stopper.join();
+    CHECK(cancelled);
+    if (!cancelled) break;
+  }
+}
+
+TEST_CASE("a second run of a runtime that is running is refused") {
+  Runtime rt(unpinned(1));
+  std::atomic<bool> started{false};
+  std::atomic<int> second_run{0};  // 1: refused with RuntimeMisuse, 2: anything else
+  std::thread other([&] {
+    while (!started.load()) std::this_thread::yield();
+    try {
+      rt.run(answer);
+      second_run = 2;
+    } catch (const RuntimeMisuse&) {
+      second_run = 1;
+    } catch (...) {
+      second_run = 2;
+    }
+    rt.stop();
+  });
+  CHECK_THROWS_AS(rt.run([&]() -> Task<void> {
+    started = true;
+    co_await sleep_for(std::chrono::hours(1));
+  }),
+                  TaskCancelled);
+  other.join();
+  CHECK(second_run.load() == 1);
+}
