@@ -11,6 +11,7 @@
 
 #include <veloq/buffers/buffer.hpp>
 #include <veloq/io/driver.hpp>
+#include <veloq/io/operation.hpp>
 
 #include <cassert>
 #include <cstddef>
@@ -23,6 +24,7 @@ inline void prep_read_buffer(io_uring_sqe* sqe, const io::Driver& ring, int fd, 
                              std::uint64_t offset) noexcept {
   assert(len <= buffer.size());
   int index = buffer.fixed_index_for(ring);
+  offset = io::internal::explicit_offset(offset);  // never "at the file position"
   if (index >= 0)
     io_uring_prep_read_fixed(sqe, fd, buffer.data(), static_cast<unsigned>(len), offset, index);
   else
@@ -34,6 +36,7 @@ inline void prep_write_buffer(io_uring_sqe* sqe, const io::Driver& ring, int fd,
                               std::size_t len, std::uint64_t offset) noexcept {
   assert(len <= buffer.size());
   int index = buffer.fixed_index_for(ring);
+  offset = io::internal::explicit_offset(offset);  // never "at the file position"
   if (index >= 0)
     io_uring_prep_write_fixed(sqe, fd, buffer.data(), static_cast<unsigned>(len), offset, index);
   else

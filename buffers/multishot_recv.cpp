@@ -43,6 +43,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook {
   std::uint64_t arms = 0;
   veloq::internal::TaskState* waiter = nullptr;
   std::coroutine_handle<> resume_at;
+  bool* waiter_stream_gone = nullptr;  // the waiting NextChunk's flag; valid while `waiter` is set
 
   bool has_result() const noexcept { return count > 0 || ended || error != 0; }
   bool may_arm() const noexcept { return !armed && !ended && error == 0 && !abandoned; }
@@ -135,7 +136,12 @@ MultishotRecv::MultishotRecv(ProvidedBufferRing& ring, int fd) : op_(new Op(ring
 
 MultishotRecv::~MultishotRecv() {
   Op* op = op_;
-  op->waiter = nullptr;
+  // A task still waiting in next() (the stream was dropped by another task)
+  // resumes with an error; it must not touch the record, which may go now.
+  if (veloq::internal::TaskState* waiter = std::exchange(op->waiter, nullptr)) {
+    *op->waiter_stream_gone = true;
+    waiter->wake_at(op->resume_at);
+  }
   if (!op->armed) {
     op->free_record();
     return;
@@ -158,7 +164,7 @@ std::size_t MultishotRecv::queued() const noexcept { return op_->count; }
 
 MultishotRecv::NextChunk::~NextChunk() {
   // Destroyed while suspended: the awaiting task was cancelled.
-  if (task_ != nullptr && op_.waiter == task_) op_.waiter = nullptr;
+  if (task_ != nullptr && !stream_gone_ && op_.waiter == task_) op_.waiter = nullptr;
 }
 
 bool MultishotRecv::NextChunk::await_ready() noexcept {
@@ -174,10 +180,12 @@ void MultishotRecv::NextChunk::await_suspend(std::coroutine_handle<> h) noexcept
   task_->resume_point = h;
   op_.waiter = task_;
   op_.resume_at = h;
+  op_.waiter_stream_gone = &stream_gone_;
 }
 
 std::optional<ProvidedBuffer> MultishotRecv::NextChunk::await_resume() {
   task_ = nullptr;
+  if (stream_gone_) throw io::IoError(EBADF, "recv_multishot on a stream that was destroyed");
   if (op_.count > 0) {
     Op::Chunk c = op_.pop();
     // The queue's reference on the ring passes to the view.

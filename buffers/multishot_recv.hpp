@@ -22,7 +22,9 @@
 // Dropping the stream while the receive is armed cancels it with
 // IORING_OP_ASYNC_CANCEL; its operation record (and the ring's memory) stay
 // alive until the final CQE arrives, and any chunk that lands meanwhile is
-// given straight back. The socket must stay open until then too.
+// given straight back. The socket must stay open until then too. A task
+// still waiting in next() on a stream another task dropped resumes with
+// io::IoError (EBADF).
 // Single-shard: use the stream on the ring's shard only.
 #pragma once
 
@@ -61,6 +63,7 @@ class MultishotRecv {
    private:
     Op& op_;
     veloq::internal::TaskState* task_ = nullptr;
+    bool stream_gone_ = false;  // the stream was destroyed while this waited: op_ may be freed
   };
   // The next chunk received; std::nullopt at end of stream.
   NextChunk next() noexcept { return NextChunk(*op_); }

@@ -73,6 +73,7 @@ class File {
   // Reads up to `size` bytes at `offset` -> std::size_t (0 at end of file).
   auto read_at(void* data, std::size_t size, std::uint64_t offset) {
     int fd = fd_.get();
+    offset = internal::explicit_offset(offset);
     return Operation("read_at", fd,
                      [=](io_uring_sqe* sqe) { io_uring_prep_read(sqe, fd, data, internal::io_length(size), offset); },
                      internal::ToBytes{});
@@ -80,6 +81,7 @@ class File {
   // Writes up to `size` bytes at `offset` -> std::size_t written.
   auto write_at(const void* data, std::size_t size, std::uint64_t offset) {
     int fd = fd_.get();
+    offset = internal::explicit_offset(offset);
     return Operation(
         "write_at", fd,
         [=](io_uring_sqe* sqe) { io_uring_prep_write(sqe, fd, data, internal::io_length(size), offset); },
@@ -88,12 +90,14 @@ class File {
   // Scatter/gather at `offset`; the iovec array must stay valid until the call returns.
   auto readv_at(const iovec* buffers, unsigned count, std::uint64_t offset) {
     int fd = fd_.get();
+    offset = internal::explicit_offset(offset);
     return Operation("readv_at", fd,
                      [=](io_uring_sqe* sqe) { io_uring_prep_readv(sqe, fd, buffers, count, offset); },
                      internal::ToBytes{});
   }
   auto writev_at(const iovec* buffers, unsigned count, std::uint64_t offset) {
     int fd = fd_.get();
+    offset = internal::explicit_offset(offset);
     return Operation("writev_at", fd,
                      [=](io_uring_sqe* sqe) { io_uring_prep_writev(sqe, fd, buffers, count, offset); },
                      internal::ToBytes{});
@@ -101,6 +105,7 @@ class File {
   // Reads into / writes from a buffer registered with the ring at `buf_index`.
   auto read_fixed(void* buf, std::size_t len, std::uint64_t offset, int buf_index) {
     int fd = fd_.get();
+    offset = internal::explicit_offset(offset);
     return Operation("read_fixed", fd,
                      [=](io_uring_sqe* sqe) {
                        io_uring_prep_read_fixed(sqe, fd, buf, internal::io_length(len), offset, buf_index);
@@ -109,6 +114,7 @@ class File {
   }
   auto write_fixed(const void* buf, std::size_t len, std::uint64_t offset, int buf_index) {
     int fd = fd_.get();
+    offset = internal::explicit_offset(offset);
     return Operation("write_fixed", fd,
                      [=](io_uring_sqe* sqe) {
                        io_uring_prep_write_fixed(sqe, fd, buf, internal::io_length(len), offset, buf_index);

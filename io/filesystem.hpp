@@ -44,11 +44,14 @@ inline auto make_directory(std::string path, mode_t mode = 0755) {
 inline auto rename_file(std::string from, std::string to) {
   struct Prepare : internal::PathPrepare {
     std::string to;
+    std::string both;  // what an error names: either path may be the one at fault
+    const char* subject_path() const noexcept { return both.c_str(); }
     void operator()(io_uring_sqe* sqe) {
       io_uring_prep_renameat(sqe, AT_FDCWD, path.c_str(), AT_FDCWD, to.c_str(), 0);
     }
   };
-  return Operation("rename", -1, Prepare{{std::move(from)}, std::move(to)}, internal::Nothing{});
+  std::string both = from + " -> " + to;
+  return Operation("rename", -1, Prepare{{std::move(from)}, std::move(to), std::move(both)}, internal::Nothing{});
 }
 
 // A path's metadata (IORING_OP_STATX) -> struct statx.

@@ -241,6 +241,14 @@ inline unsigned io_length(std::size_t size) noexcept {
   return static_cast<unsigned>(size < max_io_length ? size : max_io_length);
 }
 
+// An explicit position as the SQE carries it. To the kernel an offset of -1
+// (2^64-1) means "at the file position", which File does not have: pass -2
+// instead, which, like every offset past INT64_MAX, fails with EINVAL as
+// pread/pwrite would, rather than reading or writing at the cursor.
+inline std::uint64_t explicit_offset(std::uint64_t offset) noexcept {
+  return offset == UINT64_MAX ? UINT64_MAX - 1 : offset;
+}
+
 // Base of a Finish whose result is a new descriptor the caller takes over.
 struct ResultIsFd {};
 // Base of a Finish whose operation always reaches the kernel: stopped scopes

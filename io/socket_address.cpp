@@ -65,11 +65,14 @@ SocketAddress SocketAddress::unix_path(std::string_view path) {
   SocketAddress a;
   auto* un = reinterpret_cast<sockaddr_un*>(&a.storage_);
   un->sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof un->sun_path)
+  // A path needs room for its NUL; an abstract name ('@' stands for the
+  // leading NUL) may fill sun_path.
+  const bool abstract = !path.empty() && path.front() == '@';
+  if (path.empty() || path.size() > sizeof un->sun_path - (abstract ? 0 : 1))
     throw std::invalid_argument("veloq: Unix socket path '" + std::string(path) + "' is empty or too long");
   std::memcpy(un->sun_path, path.data(), path.size());
-  if (path.front() == '@') un->sun_path[0] = '\0';  // abstract namespace
-  a.length_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (path.front() == '@' ? 0 : 1));
+  if (abstract) un->sun_path[0] = '\0';  // abstract namespace
+  a.length_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
   return a;
 }
 

@@ -11,6 +11,7 @@
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/log.hpp>
 #include <veloq/runtime/runtime.hpp>
+#include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -27,7 +28,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -721,4 +724,82 @@ TEST_CASE("a provided-buffer ring refuses a group id that is already registered"
   config.entries = 3;
   config.group_id = 9;
   CHECK_THROWS_AS(ProvidedBufferRing(ex.driver(), 0, config), std::invalid_argument);
+}
+
+TEST_CASE("dropping a multishot receive while another task waits in next() wakes that task") {
+  LocalExecutor ex(own_pool_shard());
+  buffers::ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 21, .entries = 4, .buffer_bytes = 64});
+  auto [client, server] = tcp_pair();
+  ex.block_on([](buffers::ProvidedBufferRing& ring, int server) -> Task<void> {
+    auto stream = std::make_unique<buffers::MultishotRecv>(ring, server);
+    auto waiter = spawn([](buffers::MultishotRecv& s) -> Task<int> {
+      try {
+        std::optional<buffers::ProvidedBuffer> chunk = co_await s.next();
+        co_return chunk ? 1 : 0;
+      } catch (const io::IoError& e) {
+        co_return -e.code().value();
+      }
+    }(*stream));
+    co_await yield();
+    co_await yield();
+    REQUIRE_FALSE(waiter.done());
+    stream.reset();  // the owner drops the stream; nothing will ever arrive for the waiter
+    for (int turn = 0; turn < 1000 && !waiter.done(); ++turn) co_await yield();
+    CHECK(waiter.done());
+    if (!waiter.done()) waiter.cancel();  // its NextChunk then looks at the freed record
+    try {
+      int result = co_await waiter;
+      CHECK(result == -EBADF);
+    } catch (const TaskCancelled&) {
+    }
+    io::Driver& driver = RuntimeContext::current().driver();
+    for (int turn = 0; turn < 10000 && driver.in_flight() > 1; ++turn) co_await yield();
+  }(ring, server));
+  ::close(client);
+  ::close(server);
+}
+
+TEST_CASE("a multishot receive that hit ENOBUFS re-arms when its buffers come home from another shard") {
+  using namespace std::chrono_literals;
+  RuntimeConfig config;
+  config.shards = 2;
+  config.pin_threads = false;
+  config.shard = own_pool_shard();
+  Runtime runtime(config);
+  runtime.run([]() -> Task<void> {
+    RuntimeContext& ctx = RuntimeContext::current();
+    buffers::ProvidedBufferRing ring(ctx.driver(), ctx.shard_id(), {.group_id = 22, .entries = 2, .buffer_bytes = 64});
+    auto [client, server] = tcp_pair();
+    {
+      buffers::MultishotRecv stream(ring, server);
+      std::vector<buffers::ProvidedBuffer> held;
+      const char* const letters = "ab";
+      for (int k = 0; k < 2; ++k) {
+        REQUIRE(::send(client, letters + k, 1, 0) == 1);
+        auto chunk = co_await stream.next();
+        REQUIRE(chunk.has_value());
+        held.push_back(std::move(*chunk));
+      }
+      CHECK(ring.available() == 0);
+      REQUIRE(::send(client, "c", 1, 0) == 1);
+      for (int i = 0; i < 200 && ring.enobufs_events() == 0; ++i) co_await sleep_for(1ms);
+      CHECK(ring.enobufs_events() >= 1);
+      CHECK_FALSE(stream.armed());
+      auto receiver = spawn([](buffers::MultishotRecv& s) -> Task<std::string> {
+        auto chunk = co_await s.next();
+        co_return chunk ? std::string(chunk->chars()) : std::string("(end)");
+      }(stream));
+      co_await yield();
+      CHECK_FALSE(receiver.done());
+      auto drop_there = submit_to(1, [h = std::move(held)]() mutable { h.clear(); });
+      co_await std::move(drop_there);
+      for (int i = 0; i < 2000 && !receiver.done(); ++i) co_await sleep_for(1ms);
+      REQUIRE(receiver.done());
+      CHECK(co_await receiver == "c");
+    }
+    ::close(client);
+    ::close(server);
+    for (int i = 0; i < 2000 && ring.available() < 2; ++i) co_await sleep_for(1ms);
+    CHECK(ring.available() == 2);
+  });
 }

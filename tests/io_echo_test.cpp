@@ -13,9 +13,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
+#include <vector>
 
 extern char** environ;
 
@@ -102,5 +110,88 @@ TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with s
   CHECK(read_until(out[0], text, "total: connections 4, bytes 4000", 5000));
   CHECK(text.find("shard 0: connections") != std::string::npos);
   CHECK(text.find("shard 1: connections") != std::string::npos);
+  ::close(out[0]);
+}
+
+namespace {
+// CPU time a process has used (utime + stime from /proc/PID/stat, in clock ticks).
+long cpu_ticks(pid_t pid) {
+  std::ifstream stat_file("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat_text((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat_text.substr(stat_text.rfind(')') + 2));
+  std::vector<std::string> field((std::istream_iterator<std::string>(fields)), std::istream_iterator<std::string>());
+  return std::stol(field[11]) + std::stol(field[12]);
+}
+}  // namespace
+
+TEST_CASE("veloq-echo out of descriptors waits for one to free instead of spinning on EMFILE") {
+  std::string binary = echo_binary();
+  if (::access(binary.c_str(), X_OK) != 0) {
+    MESSAGE("veloq-echo not built (" << binary << "); skipped");
+    return;
+  }
+  char log_path[] = "/tmp/veloq-echo-emfile-XXXXXX";
+  int log_fd = ::mkstemp(log_path);
+  REQUIRE(log_fd >= 0);
+  int out[2];
+  REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // A hard limit, so veloq-echo cannot raise it: 40 descriptors in all.
+    rlimit limit{40, 40};
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ::dup2(out[1], 1);
+    ::dup2(log_fd, 2);
+    char* argv[] = {binary.data(), nullptr};
+    ::execv(binary.c_str(), argv);
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(log_fd);
+  std::string text;
+  REQUIRE(read_until(out[0], text, "listening on 127.0.0.1:", 10000));
+  const int port = std::stoi(text.substr(text.find("listening on 127.0.0.1:") + 23));
+
+  // More clients than the server has descriptors: loopback connects complete in the backlog.
+  io_test::raise_fd_limit(4096);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<int> clients;
+  for (int i = 0; i < 60; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    clients.push_back(fd);
+  }
+  const long ticks_before = cpu_ticks(pid);
+  ::usleep(500 * 1000);
+  const long ticks = cpu_ticks(pid) - ticks_before;  // what the server burned meanwhile
+  // Half the clients leave: the last one, still in the backlog, gets served.
+  for (int i = 0; i < 30; ++i) ::close(clients[static_cast<std::size_t>(i)]);
+  int last = clients.back();
+  timeval two_seconds{2, 0};
+  ::setsockopt(last, SOL_SOCKET, SO_RCVTIMEO, &two_seconds, sizeof two_seconds);
+  REQUIRE(::send(last, "ping", 4, MSG_NOSIGNAL) == 4);
+  char reply[4] = {};
+  CHECK(::recv(last, reply, sizeof reply, MSG_WAITALL) == 4);
+  CHECK(std::string(reply, 4) == "ping");
+  for (std::size_t i = 30; i < clients.size(); ++i) ::close(clients[i]);
+
+  REQUIRE(::kill(pid, SIGINT) == 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  std::ifstream log_file(log_path);
+  std::string log_text((std::istreambuf_iterator<char>(log_file)), std::istreambuf_iterator<char>());
+  ::unlink(log_path);
+  std::size_t warnings = 0;
+  for (auto at = log_text.find("accept failed"); at != std::string::npos; at = log_text.find("accept failed", at + 1))
+    ++warnings;
+  MESSAGE("EMFILE warnings: " << warnings << ", CPU ticks in 0.5 s: " << ticks);
+  CHECK(warnings >= 1);
+  CHECK(warnings <= 20);
+  CHECK(ticks < 25);  // not a core spinning (50 ticks = all of it)
   ::close(out[0]);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -207,4 +208,53 @@ TEST_CASE("a read or receive asking for 4 GiB or more comes back short, not empt
     CHECK(std::memcmp(space, "world", 5) == 0);
   }(space));
   ::munmap(space, huge);
+}
+
+TEST_CASE("read_at and write_at at offset 2^64-1 fail with EINVAL, not at the file position") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::string path = "./veloq-test-offset-" + std::to_string(::getpid());
+    File file = co_await File::create(path);
+    CHECK(co_await file.write_at("hello", 5, 0) == 5);
+    int error = 0;
+    try {
+      (void)co_await file.write_at("XY", 2, UINT64_MAX);
+    } catch (const IoError& e) {
+      error = e.code().value();
+    }
+    CHECK(error == EINVAL);
+    char back[5] = {};
+    CHECK(co_await file.read_at(back, 5, 0) == 5);
+    CHECK(std::string(back, 5) == "hello");  // not "XYllo"
+    error = 0;
+    try {
+      (void)co_await file.read_at(back, 5, UINT64_MAX);
+    } catch (const IoError& e) {
+      error = e.code().value();
+    }
+    CHECK(error == EINVAL);
+    co_await file.close();
+    co_await remove_file(path);
+  }());
+}
+
+TEST_CASE("a rename that fails names the destination too") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::string from = "./veloq-test-rename-" + std::to_string(::getpid());
+    std::string to = from + "-missing-dir/target";
+    File file = co_await File::create(from);
+    co_await file.close();
+    std::string message;
+    try {
+      co_await rename_file(from, to);
+    } catch (const IoError& e) {
+      CHECK(e.code().value() == ENOENT);
+      message = e.what();
+    }
+    INFO(message);
+    CHECK(message.find(to) != std::string::npos);
+    CHECK(message.find(from) != std::string::npos);
+    co_await remove_file(from);
+  }());
 }

@@ -377,3 +377,75 @@ TEST_CASE("a busy shard whose receives wait in the kernel enters it only when so
     CHECK(byte == 'x');
   }(ex));
 }
+
+TEST_CASE("accept reports EMFILE naming the listener, and accepts the waiting connection once a descriptor frees") {
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  LocalExecutor ex;
+  ex.block_on([](rlimit saved) -> Task<void> {
+    auto listener = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
+    auto client = co_await TcpStream::connect(listener.local_address());
+    // Fill every descriptor below a low limit.
+    const int in_use = io_test::open_fd_count();
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(in_use + 8);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    std::vector<int> filler;
+    for (;;) {
+      int fd = ::dup(0);
+      if (fd < 0) break;
+      filler.push_back(fd);
+    }
+    std::string message;
+    int error = 0;
+    try {
+      TcpStream s = co_await listener.accept();
+    } catch (const IoError& e) {
+      error = e.code().value();
+      message = e.what();
+    }
+    ::close(filler.back());
+    filler.pop_back();
+    for (int fd : filler) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    INFO(message);
+    CHECK(error == EMFILE);
+    CHECK(message.find("accept 127.0.0.1:") == 0);
+    TcpStream server = co_await listener.accept();
+    co_await client.write_all("z", 1);
+    char c = 0;
+    co_await server.read_exact(&c, 1);
+    CHECK(c == 'z');
+  }(saved));
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+}
+
+TEST_CASE("a listener dropped during a connection storm leaks no descriptor") {
+  const int before = io_test::open_fd_count();
+  {
+    LocalExecutor ex;
+    ex.block_on([]() -> Task<void> {
+      std::vector<int> clients;
+      for (int round = 0; round < 20; ++round) {
+        auto listener = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
+        SocketAddress address = listener.local_address();
+        {
+          auto first_client = co_await TcpStream::connect(address);
+          TcpStream first = co_await listener.accept();  // arms the multishot accept
+        }
+        for (int i = 0; i < 20; ++i) {
+          int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+          REQUIRE(::connect(fd, address.data(), address.length()) == 0);
+          clients.push_back(fd);
+          if (i == 10) listener.close();
+          if (i % 3 == 0) co_await yield();
+          if (!listener.is_open()) break;
+        }
+      }
+      for (int fd : clients) ::close(fd);
+      io::Driver& driver = RuntimeContext::current().driver();
+      for (int i = 0; i < 10000 && driver.in_flight() > 1; ++i) co_await yield();
+    }());
+  }
+  CHECK(io_test::open_fd_count() == before);
+}

@@ -2,11 +2,14 @@
 
 #include "io_test_support.hpp"
 
+#include <veloq/io/socket_address.hpp>
 #include <veloq/io/unix_stream.hpp>
+#include <veloq/runtime/runtime_context.hpp>
 #include <veloq/runtime/local_executor.hpp>
 
 #include <unistd.h>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -44,4 +47,40 @@ TEST_CASE("a small message makes a round trip over a Unix stream socket") {
 TEST_CASE("4 MiB cross an abstract Unix stream socket intact") {
   LocalExecutor ex;
   ex.block_on(unix_round_trip("@veloq-io-test-" + std::to_string(::getpid()), 4 << 20));
+}
+
+TEST_CASE("an abstract Unix name using all 107 bytes after the leading NUL binds and connects") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::string name = "@veloq-test-" + std::to_string(::getpid()) + "-";
+    name.resize(108, 'x');  // '@' stands for sun_path[0] = '\0'; 107 name bytes follow
+    auto listener = UnixListener::bind(name);
+    auto client = co_await UnixStream::connect(name);
+    auto server = co_await listener.accept();
+    CHECK(listener.local_address().to_string() == name);
+    co_await client.write_all("k", 1);
+    char c = 0;
+    co_await server.read_exact(&c, 1);
+    CHECK(c == 'k');
+  }());
+  // A path name still needs its NUL: 108 bytes are refused.
+  CHECK_THROWS_AS(SocketAddress::unix_path(std::string(108, 'p')), std::invalid_argument);
+  CHECK_THROWS_AS(SocketAddress::unix_path("@" + std::string(108, 'p')), std::invalid_argument);
+}
+
+TEST_CASE("SEND_ZC on a Unix stream falls back to a plain send and keeps the shard's SEND_ZC") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    std::string name = "@veloq-test-zc-" + std::to_string(::getpid());
+    auto listener = UnixListener::bind(name);
+    auto client = co_await UnixStream::connect(name);
+    auto server = co_await listener.accept();
+    auto data = io_test::pattern(4096);
+    std::size_t sent = co_await client.write_zero_copy_always(data.data(), data.size());
+    CHECK(sent == data.size());
+    std::vector<std::byte> got(sent);
+    co_await server.read_exact(got.data(), got.size());
+    CHECK(got == data);
+    CHECK(RuntimeContext::current().driver().send_zc_supported());
+  }());
 }

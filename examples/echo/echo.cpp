@@ -15,6 +15,7 @@
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/log.hpp>
 #include <veloq/runtime/runtime.hpp>
+#include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/task_dump.hpp>
 
 #include <signal.h>
@@ -22,6 +23,7 @@
 
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -111,14 +113,22 @@ veloq::Task<void> echo(veloq::io::TcpStream stream, ShardCounters& counters) {
 }
 
 veloq::Task<void> accept_connections(veloq::io::TcpListener listener, ShardCounters& counters) {
+  bool failing = false;
   for (;;) {
+    bool failed = false;
     try {
       veloq::io::TcpStream stream = co_await listener.accept();
+      failing = false;
       ++counters.connections;
       veloq::spawn(echo(std::move(stream), counters), {.name = "echo connection"}).detach();
     } catch (const veloq::io::IoError& e) {
-      veloq::log().warn("accept failed: {}", e.what());  // EMFILE and the like: keep serving
+      // EMFILE and the like: keep serving. The connection stays in the
+      // backlog, so an accept retried at once fails at once: pause instead of
+      // spinning, and warn once per episode rather than per retry.
+      if (!failing) veloq::log().warn("accept failed: {}; retrying every 50 ms until it succeeds", e.what());
+      failing = failed = true;
     }
+    if (failed) co_await veloq::sleep_for(std::chrono::milliseconds(50));
   }
 }
 
