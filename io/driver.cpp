@@ -174,10 +174,12 @@ unsigned Driver::reap() noexcept {
 
 void Driver::cancel_all_and_drain() noexcept {
   if (in_flight_ == 0) return;
-  if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+  // Through prepare(): if the shutdown filled the submission queue (tasks
+  // destroyed just before queue their closes), it is handed over first.
+  try {
+    io_uring_sqe* sqe = prepare(nullptr);
     io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
-    io_uring_sqe_set_data(sqe, nullptr);
-    ++in_flight_;
+  } catch (...) {
   }
   auto give_up = Clock::now() + std::chrono::seconds(5);
   while (in_flight_ > 0 && Clock::now() < give_up) {

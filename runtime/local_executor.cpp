@@ -70,6 +70,13 @@ LocalExecutor::~LocalExecutor() {
   RuntimeContext context(*this);
   destroy_all_tasks();
   shutting_down_ = true;
+  // The drain cancels with IORING_ASYNC_CANCEL_ANY, which kernels before 5.19
+  // refuse: the shard's own wake-up read, always in flight, is cancelled by
+  // name first, so shutdown does not wait out the drain's time limit there.
+  try {
+    io_uring_prep_cancel(driver_.prepare(nullptr), static_cast<io::Completion*>(&wake_read_), 0);
+  } catch (...) {
+  }
   driver_.cancel_all_and_drain();
   own_blocking_pool_.reset();
   buffer_pool_.reset();

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "log_capture.hpp"
+
 #include <veloq/buffers/buffer_io.hpp>
 #include <veloq/buffers/buffer_pool.hpp>
 #include <veloq/buffers/multishot_recv.hpp>
@@ -14,7 +16,6 @@
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
 
-#include <spdlog/sinks/ostream_sink.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -160,32 +161,7 @@ void send_all(int fd, const char* data, std::size_t n) {
   }
 }
 
-// Adds a sink to the runtime's logger for the life of the object.
-class LogCapture {
- public:
-  LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)), level_(log().level()) {
-    log().sinks().push_back(sink_);
-    log().set_level(spdlog::level::warn);
-  }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-  ~LogCapture() {
-    auto& sinks = log().sinks();
-    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
-    log().set_level(level_);
-  }
-  std::size_t count(const std::string& needle) const {
-    std::string text = out_.str();
-    std::size_t n = 0;
-    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-    return n;
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-  spdlog::level::level_enum level_;
-};
+using test_support::LogCapture;
 
 }  // namespace
 
