@@ -229,7 +229,7 @@ struct DeadlineSetters {
   }
   template <typename Rep, typename Period>
   Self&& with_timeout(std::chrono::duration<Rep, Period> timeout) && noexcept {
-    return std::move(*this).with_deadline(Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout));
+    return std::move(*this).with_deadline(deadline_after(timeout));
   }
 };
 

@@ -12,9 +12,7 @@ Task<TcpStream> TcpStream::connect(SocketAddress address) {
 
 Task<TcpStream> TcpStream::connect(SocketAddress address, Clock::duration timeout) {
   FileDescriptor fd = internal::open_socket(address, SOCK_STREAM, "connect");
-  Clock::time_point deadline =
-      timeout == Clock::duration::max() ? Clock::time_point::max() : Clock::now() + timeout;
-  co_await internal::connect_socket(fd.get(), address, deadline);
+  co_await internal::connect_socket(fd.get(), address, deadline_after(timeout));
   co_return TcpStream(std::move(fd));
 }
 

@@ -32,9 +32,10 @@ Task<T> with_deadline(Clock::time_point deadline, Task<T> task) {
 // (counted from when the returned task starts).
 template <typename T, typename Rep, typename Period>
 Task<T> with_timeout(std::chrono::duration<Rep, Period> timeout, Task<T> task) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
-  co_return co_await internal::ScopedTask<T>(std::move(task), nullptr,
-                                             Clock::now() + std::chrono::duration_cast<Clock::duration>(timeout), ms);
+  // In milliseconds for the error message; clamped, as a duration of hours can overflow them.
+  const double ms = std::chrono::duration<double, std::milli>(timeout).count();
+  co_return co_await internal::ScopedTask<T>(std::move(task), nullptr, deadline_after(timeout),
+                                             static_cast<long long>(ms < 1e15 ? ms : 1e15));
 }
 
 }  // namespace veloq::io

@@ -49,7 +49,7 @@ class SleepAwaiter {
 template <typename Rep, typename Period>
 [[nodiscard("co_await veloq::sleep_for(duration)")]] internal::SleepAwaiter sleep_for(
     std::chrono::duration<Rep, Period> d) noexcept {
-  return internal::SleepAwaiter(Clock::now() + std::chrono::duration_cast<Clock::duration>(d));
+  return internal::SleepAwaiter(deadline_after(d));
 }
 
 }  // namespace veloq

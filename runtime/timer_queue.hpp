@@ -15,6 +15,18 @@ namespace veloq {
 
 using Clock = std::chrono::steady_clock;
 
+// The time point `d` from now, for every timeout in Veloq. A duration past
+// half the clock's range (centuries) means never: Clock::time_point::max(),
+// instead of an overflow that would land in the past. A negative one is now.
+template <typename Rep, typename Period>
+Clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+  const Clock::time_point now = Clock::now();
+  if (d <= d.zero()) return now;
+  const double room = std::chrono::duration<double>(Clock::time_point::max() - now).count();
+  if (std::chrono::duration<double>(d).count() >= room / 2) return Clock::time_point::max();
+  return now + std::chrono::duration_cast<Clock::duration>(d);
+}
+
 namespace internal {
 
 class TimerQueue;

@@ -1,7 +1,16 @@
 #include <doctest/doctest.h>
 
+#include <veloq/io/file_descriptor.hpp>
+#include <veloq/io/poll.hpp>
+#include <veloq/io/tcp_listener.hpp>
+#include <veloq/io/tcp_stream.hpp>
+#include <veloq/io/with_timeout.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/sleep.hpp>
+#include <veloq/runtime/yield.hpp>
+
+#include <poll.h>
+#include <sys/eventfd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -37,4 +46,33 @@ TEST_CASE("10,000 timers fire in deadline order") {
   bool ordered = true;
   for (std::size_t i = 1; i < fired.size(); ++i) ordered = ordered && fired[i - 1] <= fired[i];
   CHECK(ordered);
+}
+
+namespace {
+Task<int> answer() { co_return 42; }
+}  // namespace
+
+// hours::max() in nanoseconds overflows: such a timeout must mean "never",
+// not a deadline that wrapped into the past.
+TEST_CASE("a timeout too long for the clock never expires") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    constexpr auto forever = std::chrono::hours::max();
+    auto sleeper = spawn([]() -> Task<void> { co_await sleep_for(forever); }());
+    for (int i = 0; i < 5; ++i) co_await yield();
+    CHECK_FALSE(sleeper.done());
+    sleeper.cancel();
+    try {
+      co_await sleeper;
+    } catch (const TaskCancelled&) {
+    }
+
+    io::FileDescriptor event(::eventfd(0, 0));
+    CHECK((co_await io::poll_ready(event.get(), POLLOUT).with_timeout(forever) & POLLOUT) != 0);
+    CHECK(co_await io::with_timeout(forever, answer()) == 42);
+
+    auto listener = io::TcpListener::bind(io::SocketAddress::parse("127.0.0.1:0"));
+    auto client = co_await io::TcpStream::connect(listener.local_address(), Clock::duration::max() - std::chrono::seconds(1));
+    auto server = co_await listener.accept();
+  }());
 }
