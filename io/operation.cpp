@@ -167,13 +167,13 @@ void OpBase::on_deadline(veloq::internal::Timer* t) noexcept {
 
 void OpBase::cancel(int reason) noexcept {
   if (!in_flight_ || cancel_reason_ != 0) return;
-  cancel_reason_ = reason;
   try {
     io_uring_sqe* sqe = driver_->prepare(nullptr);
     io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
+    cancel_reason_ = reason;  // only once sent: a later cancel (scope, deadline) may try again
     cancel_sent_ = true;
   } catch (...) {
-    log().warn("{}: could not queue its cancellation; it will end when the kernel completes it", name_);
+    log().warn("{}: could not queue its cancellation; it runs on until it completes or is cancelled again", name_);
   }
 }
 
