@@ -63,7 +63,7 @@ class TimerQueue {
   }
 
   void arm(Timer& t, Clock::time_point deadline, Timer::Handler on_expire) {
-    if (t.armed()) remove(t);
+    t.cancel();  // re-arming moves it, even from another queue
     t.deadline_ = deadline;
     t.on_expire_ = on_expire;
     t.seq_ = next_seq_++;

@@ -76,3 +76,18 @@ TEST_CASE("a timeout too long for the clock never expires") {
     auto server = co_await listener.accept();
   }());
 }
+
+TEST_CASE("a timer armed again on another queue leaves the first one") {
+  internal::TimerQueue first, second;
+  internal::Timer other;  // keeps `second` from being empty
+  second.arm(other, Clock::now() + 1h, [](internal::Timer*) noexcept {});
+  {
+    internal::Timer t;
+    first.arm(t, Clock::now() + 1h, [](internal::Timer*) noexcept {});
+    second.arm(t, Clock::now() + 2h, [](internal::Timer*) noexcept {});
+    CHECK(first.size() == 0);
+    CHECK(second.size() == 2);
+  }
+  CHECK(second.size() == 1);
+  CHECK(second.next_deadline() == other.deadline());
+}
