@@ -182,13 +182,17 @@ void OpBase::cancel_and_wait() noexcept {
   finish_waiting();
   if (!cancel_sent_) {
     cancel_reason_ = ECANCELED;
-    for (;;) {
+    while (in_flight_) {  // a reap below may bring its final CQE: no cancel needed then
       try {
         io_uring_sqe* sqe = driver_->prepare(nullptr);
         io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
         break;
       } catch (...) {
-        driver_->enter(false);  // the submission queue is full: hand it over and try again
+        // The submission queue is full: hand it over, and reap, in case the
+        // kernel takes no more until its overflowed completions are collected
+        // (-EBUSY before 5.19), then try again.
+        driver_->enter(false);
+        driver_->reap();
       }
     }
   }
