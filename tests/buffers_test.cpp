@@ -61,6 +61,15 @@ ShardConfig own_pool_shard() {
 }
 
 // A small pool: 4 x 4 KiB, 2 x 16 KiB.
+// Two unpinned shards, each without the default pool.
+RuntimeConfig two_own_pool_shards() {
+  RuntimeConfig config;
+  config.shards = 2;
+  config.pin_threads = false;
+  config.shard = own_pool_shard();
+  return config;
+}
+
 BufferPoolConfig small_pool(bool simulate_failure = false) {
   BufferPoolConfig config;
   config.classes = {{4096, 4}, {16 * 1024, 2}};
@@ -466,11 +475,7 @@ TEST_CASE("with RLIMIT_MEMLOCK below the pool's size a shard carries on with unr
 }
 
 TEST_CASE("a buffer dropped on another shard goes back to its home pool") {
-  RuntimeConfig config;
-  config.shards = 2;
-  config.pin_threads = false;
-  config.shard = own_pool_shard();
-  Runtime runtime(config);
+  Runtime runtime(two_own_pool_shards());
   runtime.run([]() -> Task<void> {
     RuntimeContext& ctx = RuntimeContext::current();
     BufferPool pool(ctx.driver(), ctx.shard_id(), small_pool());
@@ -589,11 +594,7 @@ TEST_CASE("a task waiting for provided buffers resumes when a view is dropped") 
 }
 
 TEST_CASE("a provided buffer dropped on another shard is given back to its ring at home") {
-  RuntimeConfig config;
-  config.shards = 2;
-  config.pin_threads = false;
-  config.shard = own_pool_shard();
-  Runtime runtime(config);
+  Runtime runtime(two_own_pool_shards());
   runtime.run([]() -> Task<void> {
     RuntimeContext& ctx = RuntimeContext::current();
     ProvidedBufferRingConfig ring_config;
@@ -737,11 +738,7 @@ TEST_CASE("dropping a multishot receive while another task waits in next() wakes
 
 TEST_CASE("a multishot receive that hit ENOBUFS re-arms when its buffers come home from another shard") {
   using namespace std::chrono_literals;
-  RuntimeConfig config;
-  config.shards = 2;
-  config.pin_threads = false;
-  config.shard = own_pool_shard();
-  Runtime runtime(config);
+  Runtime runtime(two_own_pool_shards());
   runtime.run([]() -> Task<void> {
     RuntimeContext& ctx = RuntimeContext::current();
     buffers::ProvidedBufferRing ring(ctx.driver(), ctx.shard_id(), {.group_id = 22, .entries = 2, .buffer_bytes = 64});

@@ -39,6 +39,13 @@ std::string echo_binary() {
   return (self.parent_path().parent_path() / "examples" / "echo" / "veloq-echo").string();
 }
 
+// Whether `binary` exists; a case without it says it is skipped.
+bool echo_built(const std::string& binary) {
+  if (::access(binary.c_str(), X_OK) == 0) return true;
+  MESSAGE("veloq-echo not built (" << binary << "); skipped");
+  return false;
+}
+
 // Reads from `fd` until `text` holds a line containing `needle` or the time is up.
 bool read_until(int fd, std::string& text, const std::string& needle, int timeout_ms) {
   while (text.find(needle) == std::string::npos || text.find('\n', text.find(needle)) == std::string::npos) {
@@ -56,10 +63,7 @@ bool read_until(int fd, std::string& text, const std::string& needle, int timeou
 
 TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with status 0 and prints its counters") {
   std::string binary = echo_binary();
-  if (::access(binary.c_str(), X_OK) != 0) {
-    MESSAGE("veloq-echo not built (" << binary << "); skipped");
-    return;
-  }
+  if (!echo_built(binary)) return;
   int out[2];
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
   posix_spawn_file_actions_t actions;
@@ -126,10 +130,7 @@ long cpu_ticks(pid_t pid) {
 
 TEST_CASE("veloq-echo out of descriptors waits for one to free instead of spinning on EMFILE") {
   std::string binary = echo_binary();
-  if (::access(binary.c_str(), X_OK) != 0) {
-    MESSAGE("veloq-echo not built (" << binary << "); skipped");
-    return;
-  }
+  if (!echo_built(binary)) return;
   char log_path[] = "/tmp/veloq-echo-emfile-XXXXXX";
   int log_fd = ::mkstemp(log_path);
   REQUIRE(log_fd >= 0);
