@@ -1,10 +1,13 @@
 #include <veloq/io/socket_address.hpp>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -15,6 +18,30 @@ SocketAddress::SocketAddress(const sockaddr* address, socklen_t length) noexcept
   std::memcpy(&storage_, address, length);
   length_ = length;
 }
+
+namespace {
+
+// The interface index of an IPv6 scope: a number, or an interface name looked
+// up once (if_nametoindex, a short ioctl: parse addresses at start-up).
+std::uint32_t scope_id(std::string_view scope, std::string_view host) {
+  auto bad = [&](const char* why) {
+    return std::invalid_argument("veloq: '" + std::string(host) + "' " + why);
+  };
+  if (scope.empty()) throw bad("has an empty scope after '%'");
+  if (std::all_of(scope.begin(), scope.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    std::uint64_t id = 0;
+    for (char c : scope) {
+      id = id * 10 + static_cast<std::uint64_t>(c - '0');
+      if (id > UINT32_MAX) throw bad("has a scope id beyond 32 bits");
+    }
+    return static_cast<std::uint32_t>(id);
+  }
+  unsigned index = ::if_nametoindex(std::string(scope).c_str());
+  if (index == 0) throw bad("names no network interface");
+  return index;
+}
+
+}  // namespace
 
 SocketAddress SocketAddress::ipv4(std::string_view host, std::uint16_t port) {
   SocketAddress a;
@@ -33,9 +60,12 @@ SocketAddress SocketAddress::ipv6(std::string_view host, std::uint16_t port) {
   auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.storage_);
   in6->sin6_family = AF_INET6;
   in6->sin6_port = htons(port);
-  std::string text(host);
+  // A link-local address names its interface after a '%': "fe80::1%eth0" or "fe80::1%2".
+  std::size_t percent = host.find('%');
+  std::string text(host.substr(0, percent));
   if (::inet_pton(AF_INET6, text.c_str(), &in6->sin6_addr) != 1)
-    throw std::invalid_argument("veloq: '" + text + "' is not a numeric IPv6 address");
+    throw std::invalid_argument("veloq: '" + std::string(host) + "' is not a numeric IPv6 address");
+  if (percent != std::string_view::npos) in6->sin6_scope_id = scope_id(host.substr(percent + 1), host);
   a.length_ = sizeof(sockaddr_in6);
   return a;
 }
@@ -96,8 +126,10 @@ std::string SocketAddress::to_string() const {
     return std::string(text) + ":" + std::to_string(port());
   }
   if (is_ipv6()) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, text, sizeof text);
-    return "[" + std::string(text) + "]:" + std::to_string(port());
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage_);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    std::string scope = in6->sin6_scope_id != 0 ? "%" + std::to_string(in6->sin6_scope_id) : "";
+    return "[" + std::string(text) + scope + "]:" + std::to_string(port());
   }
   if (is_unix()) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);

@@ -1,7 +1,7 @@
 // SocketAddress: an IPv4, IPv6 or Unix-domain socket address, held by value
 // (a sockaddr_storage and its length) so it can be handed to the kernel as is.
 //
-//   auto a = SocketAddress::parse("127.0.0.1:8080");     // or "[::1]:8080"
+//   auto a = SocketAddress::parse("127.0.0.1:8080");     // or "[::1]:8080", "[fe80::1%eth0]:8080"
 //   auto b = SocketAddress::ipv4("0.0.0.0", 0);
 //   auto c = SocketAddress::unix_path("/run/app.sock");
 //   a.port();  a.to_string();   // 8080, "127.0.0.1:8080"
@@ -21,7 +21,8 @@ class SocketAddress {
   // Copies a kernel-supplied address.
   SocketAddress(const sockaddr* address, socklen_t length) noexcept;
 
-  // Parses "a.b.c.d:port" or "[v6]:port"; throws std::invalid_argument.
+  // Parses "a.b.c.d:port" or "[v6]:port"; throws std::invalid_argument. A
+  // link-local IPv6 host carries its interface as "%name" or "%index".
   static SocketAddress parse(std::string_view host_and_port);
   // A numeric IPv4 or IPv6 host and a port; throws std::invalid_argument.
   static SocketAddress ip(std::string_view host, std::uint16_t port);
@@ -37,7 +38,8 @@ class SocketAddress {
   std::uint16_t port() const noexcept;  // 0 for Unix addresses
   SocketAddress with_port(std::uint16_t port) const noexcept;
 
-  // "127.0.0.1:80", "[::1]:80", a Unix path, or "(unspecified)".
+  // "127.0.0.1:80", "[::1]:80", "[fe80::1%2]:80" (scope as an interface
+  // index, which parse() takes back), a Unix path, or "(unspecified)".
   std::string to_string() const;
 
   const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
