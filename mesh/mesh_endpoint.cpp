@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 namespace veloq::mesh {
@@ -290,6 +292,13 @@ void MeshEndpoint::discard_inbound() noexcept {
     while (std::size_t got = ring.pop(batch, 64))
       for (std::size_t i = 0; i < got; ++i) batch[i].handler(batch[i], Delivery::discard);
   }
+}
+
+MeshEndpoint::RoomAwaiter MeshEndpoint::room_for(unsigned to) {
+  if (to >= shard_count())
+    throw std::out_of_range("veloq: room_for shard " + std::to_string(to) + " but the runtime has " +
+                            std::to_string(shard_count()) + " shards");
+  return {*this, to};
 }
 
 bool MeshEndpoint::RoomAwaiter::await_ready() const noexcept {

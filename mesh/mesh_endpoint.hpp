@@ -126,7 +126,8 @@ class MeshEndpoint {
     internal::Waiter waiter_;
   };
   // Resumes once fewer than `room_limit` messages are staged for `to`.
-  RoomAwaiter room_for(unsigned to) noexcept { return {*this, to}; }
+  // Throws std::out_of_range for a shard the mesh does not have.
+  RoomAwaiter room_for(unsigned to);
 
   // Shutdown, once no shard runs tasks: hands every inbound and then every
   // staged message its discard delivery. From the first of these calls on,

@@ -28,6 +28,8 @@
 #include <exception>
 #include <new>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -50,6 +52,17 @@ struct TaskValue<Task<T>> {
 // The value a call of F produces once awaited: U for a Task<U>, else the plain result.
 template <typename F>
 using CallResult = typename TaskValue<std::invoke_result_t<F&>>::type;
+
+// The calling shard's context, once `shard` is known to be one of its
+// runtime's shards: every call that addresses a shard checks this first, so a
+// bad id is an exception, never an index past the mesh.
+inline RuntimeContext& context_to_reach(unsigned shard, const char* what) {
+  RuntimeContext& ctx = RuntimeContext::current(what);
+  if (shard >= ctx.shard_count())
+    throw std::out_of_range(std::string("veloq: ") + what + " shard " + std::to_string(shard) +
+                            " but the runtime has " + std::to_string(ctx.shard_count()) + " shards");
+  return ctx;
+}
 
 // Runs a plain function and stores its value, or the exception it threw, in `outcome`.
 template <typename R, typename F>
@@ -218,10 +231,7 @@ class InlineCall {
 template <typename F>
 RemoteCall<internal::CallResult<std::decay_t<F>>> submit_to(unsigned shard, F&& fn) {
   using Fn = std::decay_t<F>;
-  RuntimeContext& ctx = RuntimeContext::current("submit_to");
-  if (shard >= ctx.shard_count())
-    throw std::out_of_range("veloq: submit_to shard " + std::to_string(shard) + " but the runtime has " +
-                            std::to_string(ctx.shard_count()) + " shards");
+  RuntimeContext& ctx = internal::context_to_reach(shard, "submit_to");
   if constexpr (internal::InlineCall<Fn>::applies) {
     using Call = internal::InlineCall<Fn>;
     typename Call::Job* job = Call::create(ctx.shard_id(), shard);
@@ -294,7 +304,7 @@ inline void log_run_on_failure() noexcept {
 template <typename F>
 void run_on(unsigned shard, F&& fn) {
   using Fn = std::decay_t<F>;
-  [[maybe_unused]] RuntimeContext& ctx = RuntimeContext::current("run_on");
+  [[maybe_unused]] RuntimeContext& ctx = internal::context_to_reach(shard, "run_on");
   if constexpr (internal::TaskValue<std::invoke_result_t<Fn&>>::is_task) {
     // The closure lives in the job until the task it starts has finished.
     auto call = submit_to(shard, [f = Fn(std::forward<F>(fn))]() mutable -> Task<void> {

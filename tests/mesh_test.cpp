@@ -186,6 +186,25 @@ TEST_CASE("submit_to carries values, void, move-only results and exceptions back
   });
 }
 
+// A shard id past the runtime's last shard is refused with out_of_range by
+// every call that addresses a shard, whichever way its closure travels; a
+// thread with no runtime context gets NoRuntimeContext. Neither may index
+// past the endpoint's outboxes.
+TEST_CASE("run_on and room_for refuse a shard that does not exist, and need a runtime context") {
+  Runtime rt(unpinned(2));
+  int ran = 0;
+  rt.run([&]() -> Task<void> {
+    CHECK_THROWS_AS(run_on(2, [&ran] { ++ran; }), std::out_of_range);  // travels inline
+    CHECK_THROWS_AS(run_on(100, [&ran, s = std::string(64, 'x')] { ++ran; }), std::out_of_range);  // as a job
+    CHECK_THROWS_AS(run_on(2, []() -> Task<void> { co_return; }), std::out_of_range);  // as a task
+    CHECK_THROWS_AS((void)RuntimeContext::current().mesh().room_for(2), std::out_of_range);
+    co_await submit_to(1, [] {});  // both shards still serve
+  });
+  CHECK(ran == 0);
+  CHECK_THROWS_AS(run_on(1, [] {}), NoRuntimeContext);
+  CHECK_THROWS_AS((void)submit_to(1, [] {}), NoRuntimeContext);
+}
+
 TEST_CASE("small calls travel inside their messages and come back to the shard that made them") {
   // Which calls take the inline path: small trivially copyable closures and results.
   auto small = [] { return 1; };
