@@ -16,6 +16,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace veloq {
@@ -39,10 +40,14 @@ class Sharded {
     return veloq::invoke_on_all([this, args...]() { instances_[shard_id()] = std::make_unique<T>(args...); });
   }
 
-  // This shard's instance.
+  // This shard's instance; throws std::logic_error before start() or after
+  // stop(). Calls made on other shards reach their instance through it too,
+  // so they throw the same back to their caller.
   T& local() {
     unsigned id = shard_id();
-    if (id >= instances_.size() || !instances_[id]) throw std::logic_error("veloq: Sharded<T>::local() before start()");
+    if (id >= instances_.size() || !instances_[id])
+      throw std::logic_error("veloq: Sharded<T> used on shard " + std::to_string(id) +
+                             ", which has no instance (before start() or after stop())");
     return *instances_[id];
   }
 
@@ -51,20 +56,20 @@ class Sharded {
   // inside the mesh messages (see submit_to.hpp): the fastest call there is.
   template <typename F>
   auto invoke_on(unsigned shard, F fn) {
-    return submit_to(shard, [this, fn = std::move(fn)]() mutable { return fn(*instances_[shard_id()]); });
+    return submit_to(shard, [this, fn = std::move(fn)]() mutable { return fn(local()); });
   }
 
   // Calls (instance.*method)(args...) on `shard`. A member function pointer
   // alone is 16 bytes, so this form always ships a job; see above.
   template <typename R, typename... Params, typename... Args>
   auto invoke_on(unsigned shard, R (T::*method)(Params...), Args... args) {
-    return submit_to(shard, [this, method, args...]() mutable { return ((*instances_[shard_id()]).*method)(args...); });
+    return submit_to(shard, [this, method, args...]() mutable { return (local().*method)(args...); });
   }
 
   // Calls fn(instance) on every shard and waits for all.
   template <typename F>
   Task<void> invoke_on_all(F fn) {
-    return veloq::invoke_on_all([this, fn = std::move(fn)]() mutable { return fn(*instances_[shard_id()]); });
+    return veloq::invoke_on_all([this, fn = std::move(fn)]() mutable { return fn(local()); });
   }
 
   // Runs each instance's `Task<void> stop()` (if T has one) on its shard, then
