@@ -14,6 +14,7 @@
 
 #include <veloq/mesh/submit_to.hpp>
 
+#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -33,11 +34,24 @@ class Sharded {
     for (auto& instance : instances_) (void)instance.release();
   }
 
-  // Constructs T(args...) on every shard, each on its own thread.
+  // Constructs T(args...) on every shard, each on its own thread. If a
+  // constructor throws, the instances the other shards built are stopped and
+  // destroyed (see stop()) before the first exception is rethrown: a caller
+  // whose start() failed has nothing to stop, and nothing leaks.
   template <typename... Args>
   Task<void> start(Args... args) {
     instances_.resize(shard_count());
-    return veloq::invoke_on_all([this, args...]() { instances_[shard_id()] = std::make_unique<T>(args...); });
+    // Named, not a temporary inside co_await: see the g++ 12 note in submit_to.hpp.
+    auto build = [this, args...]() { instances_[shard_id()] = std::make_unique<T>(args...); };
+    std::exception_ptr failed;
+    try {
+      co_await veloq::invoke_on_all(std::move(build));
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    if (!failed) co_return;
+    co_await stop();
+    std::rethrow_exception(failed);
   }
 
   // This shard's instance; throws std::logic_error before start() or after

@@ -441,6 +441,47 @@ TEST_CASE("Sharded<T>::invoke_on before start() or after stop() throws instead o
   CHECK(stopped == 2);
 }
 
+namespace {
+// A service whose constructor fails on shard 1; counts the instances alive
+// and those stopped away from the shard that built them.
+struct FailsOnShard1 {
+  static inline std::atomic<int> live{0};
+  static inline std::atomic<int> stopped{0};
+  static inline std::atomic<int> wrong_thread{0};
+  FailsOnShard1() : home(std::this_thread::get_id()) {
+    if (shard_id() == 1) throw std::runtime_error("shard 1 cannot start");
+    ++live;
+  }
+  ~FailsOnShard1() {
+    if (std::this_thread::get_id() != home) ++wrong_thread;
+    --live;
+  }
+  Task<void> stop() {
+    ++stopped;
+    co_return;
+  }
+  std::thread::id home;
+};
+}  // namespace
+
+// A start() that fails on one shard stops and destroys, each on its own shard,
+// the instances the other shards built, then rethrows: the caller, who never
+// got a started service, has nothing to stop, and nothing is leaked.
+TEST_CASE("Sharded<T>::start that fails on one shard stops the instances the others built") {
+  Runtime rt(unpinned(3));
+  rt.run([]() -> Task<void> {
+    {
+      Sharded<FailsOnShard1> service;
+      CHECK_THROWS_WITH_AS(co_await service.start(), "shard 1 cannot start", std::runtime_error);
+      CHECK(FailsOnShard1::live.load() == 0);
+      CHECK(FailsOnShard1::stopped.load() == 2);
+    }
+    co_return;
+  });
+  CHECK(FailsOnShard1::live.load() == 0);
+  CHECK(FailsOnShard1::wrong_thread.load() == 0);
+}
+
 TEST_CASE("stopping a runtime with work in flight destroys everything and leaks nothing") {
   auto tracker = std::make_shared<int>(0);
   std::weak_ptr<int> watch = tracker;
