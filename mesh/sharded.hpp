@@ -13,6 +13,7 @@
 #pragma once
 
 #include <veloq/mesh/submit_to.hpp>
+#include <veloq/runtime/notify.hpp>
 
 #include <exception>
 #include <memory>
@@ -41,6 +42,7 @@ class Sharded {
   template <typename... Args>
   Task<void> start(Args... args) {
     instances_.resize(shard_count());
+    stopping_.resize(shard_count());
     // Named, not a temporary inside co_await: see the g++ 12 note in submit_to.hpp.
     auto build = [this, args...]() { instances_[shard_id()] = std::make_unique<T>(args...); };
     std::exception_ptr failed;
@@ -87,18 +89,35 @@ class Sharded {
   }
 
   // Runs each instance's `Task<void> stop()` (if T has one) on its shard, then
-  // destroys it there.
+  // destroys it there. A stop() while another runs waits for that one on each
+  // shard rather than stop (and later use) an instance the other destroys.
   Task<void> stop() {
     return veloq::invoke_on_all([this]() -> Task<void> {
-      std::unique_ptr<T>& instance = instances_[shard_id()];
-      if (!instance) co_return;
-      if constexpr (requires(T& t) { t.stop(); }) co_await instance->stop();
-      instance.reset();
+      unsigned id = shard_id();
+      if (id >= instances_.size() || !instances_[id]) co_return;  // never started, or stopped
+      if (Event* running = stopping_[id]) {
+        co_await running->wait();
+        co_return;
+      }
+      // Published while this call stops the instance; set when it is done,
+      // even if the call's task is cancelled, so that waiters always resume.
+      struct Stopping {
+        Event done;
+        Event*& published;
+        explicit Stopping(Event*& slot) : published(slot) { published = &done; }
+        ~Stopping() {
+          published = nullptr;
+          done.set();
+        }
+      } stopping{stopping_[id]};
+      if constexpr (requires(T& t) { t.stop(); }) co_await instances_[id]->stop();
+      instances_[id].reset();
     });
   }
 
  private:
   std::vector<std::unique_ptr<T>> instances_;
+  std::vector<Event*> stopping_;  // [shard]: the stop() under way there; each touched on its own shard only
 };
 
 }  // namespace veloq

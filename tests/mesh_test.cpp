@@ -482,6 +482,42 @@ TEST_CASE("Sharded<T>::start that fails on one shard stops the instances the oth
   CHECK(FailsOnShard1::wrong_thread.load() == 0);
 }
 
+namespace {
+// A service whose stop() takes a few turns, as closing connections does.
+struct SlowStop {
+  static inline std::atomic<int> live{0};
+  static inline std::atomic<int> stops{0};
+  SlowStop() { ++live; }
+  ~SlowStop() { --live; }
+  Task<void> stop() {
+    ++stops;
+    for (int i = 0; i < 10; ++i) co_await yield();
+  }
+};
+}  // namespace
+
+// Two stop() calls at once (a signal handler's and the main path's, say):
+// each instance is stopped once, the later call waits for the earlier one on
+// every shard, and nobody uses an instance the other already destroyed. A
+// stop() before start() has nothing to stop.
+TEST_CASE("Sharded<T>::stop called twice at once stops each instance once and both wait for it") {
+  Runtime rt(unpinned(2));
+  int live_after_second = -1;
+  rt.run([&]() -> Task<void> {
+    Sharded<SlowStop> service;
+    co_await service.stop();
+    co_await service.start();
+    auto first = spawn(service.stop());
+    auto second = spawn(service.stop());
+    co_await second;
+    live_after_second = SlowStop::live.load();
+    co_await first;
+  });
+  CHECK(SlowStop::stops.load() == 2);
+  CHECK(live_after_second == 0);
+  CHECK(SlowStop::live.load() == 0);
+}
+
 TEST_CASE("stopping a runtime with work in flight destroys everything and leaks nothing") {
   auto tracker = std::make_shared<int>(0);
   std::weak_ptr<int> watch = tracker;
@@ -515,3 +551,4 @@ TEST_CASE("stopping a runtime with work in flight destroys everything and leaks 
   tracker.reset();
   CHECK(watch.expired());
 }
+
