@@ -1,9 +1,13 @@
 #include <veloq/mesh/mesh.hpp>
 
+#include <stdexcept>
+
 namespace veloq::mesh {
 
 Mesh::Mesh(unsigned shard_count, std::size_t ring_capacity)
     : shard_count_(shard_count), ring_capacity_(ring_capacity), rings_(std::size_t{shard_count} * shard_count) {
+  // A ring with no slot is always full: nothing sent would ever arrive.
+  if (ring_capacity == 0) throw std::invalid_argument("veloq: MeshConfig::ring_capacity must be at least 1");
   signals_.reserve(shard_count);
   for (unsigned i = 0; i < shard_count; ++i) signals_.push_back(std::make_unique<ShardSignal>(shard_count));
 }

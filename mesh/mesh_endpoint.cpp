@@ -58,6 +58,10 @@ MeshEndpoint::MeshEndpoint(Mesh& mesh, unsigned self, const MeshConfig& config, 
       outboxes_(mesh.shard_count()),
       backlog_(own_signal_->words(), 0),
       driver_(driver) {
+  // send() pushes every `batch` messages (a zero would be divided by), and
+  // room_for() waits until fewer than `room_limit` are staged.
+  if (config.batch == 0) throw std::invalid_argument("veloq: MeshConfig::batch must be at least 1");
+  if (config.room_limit == 0) throw std::invalid_argument("veloq: MeshConfig::room_limit must be at least 1");
   dirty_.reserve(mesh.shard_count());
   if (driver_ != nullptr && config.wake == WakeMethod::msg_ring) {
     if (kernel_has_msg_ring(*driver_)) {

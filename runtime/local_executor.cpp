@@ -3,6 +3,7 @@
 #include <veloq/runtime/log.hpp>
 
 #include <exception>
+#include <stdexcept>
 #include <utility>
 
 namespace veloq {
@@ -33,8 +34,19 @@ void request_cancel(TaskState* task) noexcept { task->executor->cancel(task); }
 
 }  // namespace internal
 
+namespace {
+
+// Refuses settings under which the loop could never run a mesh message,
+// before any member (the ring, its armed read) is built.
+const ShardConfig& checked(const ShardConfig& config) {
+  if (config.mesh_budget == 0) throw std::invalid_argument("veloq: ShardConfig::mesh_budget must be at least 1");
+  return config;
+}
+
+}  // namespace
+
 LocalExecutor::LocalExecutor(const ShardConfig& config)
-    : config_(config),
+    : config_(checked(config)),
       shard_id_(0),
       owner_(std::this_thread::get_id()),
       own_mesh_(std::make_unique<mesh::Mesh>(1, config.mesh.ring_capacity)),
@@ -50,7 +62,7 @@ LocalExecutor::LocalExecutor(const ShardConfig& config)
 }
 
 LocalExecutor::LocalExecutor(const ShardConfig& config, mesh::Mesh& mesh, unsigned shard_id)
-    : config_(config),
+    : config_(checked(config)),
       shard_id_(shard_id),
       owner_(std::this_thread::get_id()),
       mesh_(&mesh),

@@ -313,6 +313,36 @@ void throw_message(mesh::MeshMessage&, mesh::Delivery how) {
 }
 }  // namespace
 
+// A mesh configuration under which no message could be carried (a zero batch
+// divided by, a ring with no slot, a drain budget of nothing, a room limit no
+// sender is ever under) is refused by run() with invalid_argument, rather than
+// crash or hang once shards start sending.
+TEST_CASE("a mesh configuration that cannot carry messages is refused when the runtime starts") {
+  for (int bad = 0; bad < 4; ++bad) {
+    CAPTURE(bad);
+    RuntimeConfig cfg = unpinned(2);
+    if (bad == 0) cfg.shard.mesh.batch = 0;
+    if (bad == 1) cfg.shard.mesh.ring_capacity = 0;
+    if (bad == 2) cfg.shard.mesh_budget = 0;
+    if (bad == 3) cfg.shard.mesh.room_limit = 0;
+    Runtime rt(cfg);
+    bool refused = false;
+    try {
+      run_with_watchdog(rt, []() -> Task<void> {
+        auto& endpoint = RuntimeContext::current().mesh();
+        for (int i = 0; i < 100; ++i) {
+          co_await endpoint.room_for(1);
+          co_await submit_to(1, [] {});
+        }
+      });
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    } catch (...) {
+    }
+    CHECK(refused);
+  }
+}
+
 TEST_CASE("a run_on closure that throws anything is logged and its shard keeps serving") {
   Runtime rt(unpinned(2));
   int answer = 0;
