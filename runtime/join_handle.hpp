@@ -70,7 +70,11 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
   }
 
   // The result of a finished task (for code outside coroutines, e.g. block_on).
+  // Refused for a task still running (there is no result yet, and the handle
+  // stays joinable) and for an empty handle.
   T take_result() {
+    if (!done())
+      throw RuntimeMisuse("veloq: take_result of a JoinHandle whose task has not finished, or that is empty");
     internal::TypedTaskState<T>* s = std::exchange(state_, nullptr);
     struct Release {
       internal::TaskState* s;
@@ -88,7 +92,12 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
     JoinHandle& handle;
     internal::TaskState* joiner = nullptr;
 
-    bool await_ready() const noexcept { return handle.state_->done(); }
+    bool await_ready() const {
+      // Detached, moved from or already joined: there is no task to wait for.
+      if (handle.state_ == nullptr)
+        throw RuntimeMisuse("veloq: co_await of an empty JoinHandle (detached, moved from or already joined)");
+      return handle.state_->done();
+    }
     void await_suspend(std::coroutine_handle<> h) noexcept {
       joiner = internal::running_task_beside(*handle.state_);
       joiner->resume_point = h;

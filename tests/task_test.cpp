@@ -147,6 +147,27 @@ TEST_CASE("joining a failed task rethrows its exception") {
   }());
 }
 
+// Before, awaiting a handle whose result was taken dereferenced its null
+// state (SIGSEGV), and take_result of a running void task returned nothing
+// and gave up the handle.
+TEST_CASE("awaiting an empty JoinHandle, or taking an unfinished task's result, is refused") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto h = spawn(add(1, 2));
+    CHECK(co_await h == 3);
+    CHECK_THROWS_AS(co_await h, RuntimeMisuse);  // already joined
+    JoinHandle<void> empty;
+    CHECK_THROWS_AS(co_await empty, RuntimeMisuse);
+    CHECK_THROWS_AS(empty.take_result(), RuntimeMisuse);
+    int counter = 0;
+    auto running = spawn(count_to(counter, 3));
+    CHECK_THROWS_AS(running.take_result(), RuntimeMisuse);  // no result yet
+    CHECK(running.valid());                                 // and still joinable
+    co_await running;
+    CHECK(counter == 3);
+  }());
+}
+
 TEST_CASE("a detached task runs to its end after its handle is gone") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
