@@ -98,8 +98,14 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
         throw RuntimeMisuse("veloq: co_await of an empty JoinHandle (detached, moved from or already joined)");
       return handle.state_->done();
     }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-      joiner = internal::running_task_beside(*handle.state_);
+    void await_suspend(std::coroutine_handle<> h) {
+      internal::TaskState* me = internal::running_task_beside(*handle.state_);
+      // A task would wait for itself forever; a second joiner would take the
+      // first one's place, and the first would never resume.
+      if (me == handle.state_) throw RuntimeMisuse("veloq: a task awaited its own JoinHandle");
+      if (handle.state_->join_waiter != nullptr)
+        throw RuntimeMisuse("veloq: a JoinHandle awaited by a second task while another awaits it");
+      joiner = me;
       joiner->resume_point = h;
       handle.state_->join_waiter = joiner;
     }

@@ -168,6 +168,38 @@ TEST_CASE("awaiting an empty JoinHandle, or taking an unfinished task's result, 
   }());
 }
 
+// Before, the second joiner replaced the first as the task's joiner: the
+// first never resumed; and a task awaiting its own handle waited forever.
+TEST_CASE("a JoinHandle awaited by a second task at once, or by its own task, is refused") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Notify go;
+    auto target = spawn([](Notify& n) -> Task<int> {
+      co_await n.wait();
+      co_return 5;
+    }(go));
+    auto joiner = [](JoinHandle<int>& h, int& out) -> Task<void> { out = co_await h; };
+    int first = 0, second = 0;
+    auto a = spawn(joiner(target, first));
+    auto b = spawn(joiner(target, second));
+    co_await yield();  // a waits for target; b tries to as well
+    CHECK(b.done());
+    go.notify_one();
+    for (int i = 0; i < 4; ++i) co_await yield();
+    CHECK(a.done());
+    CHECK(first == 5);
+    CHECK_THROWS_AS(co_await b, RuntimeMisuse);
+    CHECK(second == 0);
+
+    JoinHandle<void> self;
+    self = spawn([](JoinHandle<void>& me) -> Task<void> { co_await me; }(self));
+    for (int i = 0; i < 4; ++i) co_await yield();
+    CHECK(self.done());
+    self.cancel();  // ends it if it still waits for itself
+    CHECK_THROWS_AS(co_await self, RuntimeMisuse);
+  }());
+}
+
 TEST_CASE("a detached task runs to its end after its handle is gone") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
