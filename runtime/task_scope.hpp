@@ -71,8 +71,15 @@ class TaskScope {
       if (scope_.joiner_ == joiner_) scope_.joiner_ = nullptr;  // our task was cancelled while joining
     }
     bool await_ready() const noexcept { return scope_.active_ == 0; }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
-      joiner_ = internal::running_task();
+    void await_suspend(std::coroutine_handle<> h) {
+      internal::TaskState* me = internal::running_task();
+      // The scope wakes one joiner: a second would take the first one's
+      // place, and the first would never resume. A child would wait for itself.
+      if (scope_.joiner_ != nullptr)
+        throw RuntimeMisuse("veloq: TaskScope::join awaited by a second task while another awaits it");
+      for (Child* c = scope_.head_; c != nullptr; c = c->next_)
+        if (c->task_ == me) throw RuntimeMisuse("veloq: a child of a TaskScope awaited the scope's join");
+      joiner_ = me;
       joiner_->resume_point = h;
       scope_.joiner_ = joiner_;
     }

@@ -259,6 +259,34 @@ TEST_CASE("a task scope's join waits for every child") {
   CHECK(finished == 3);
 }
 
+// Before, a second joiner replaced the first, which never resumed, and a
+// child joining its own scope waited for itself forever.
+TEST_CASE("a scope's join awaited by a second task at once, or by one of its children, is refused") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    TaskScope scope;
+    Notify go;
+    scope.spawn([](Notify& n) -> Task<void> { co_await n.wait(); }(go));
+    auto joiner = [](TaskScope& s) -> Task<void> { co_await s.join(); };
+    auto a = spawn(joiner(scope));
+    auto b = spawn(joiner(scope));
+    co_await yield();  // a waits for the scope; b tries to as well
+    CHECK(b.done());
+    go.notify_one();
+    for (int i = 0; i < 4; ++i) co_await yield();
+    CHECK(a.done());
+    CHECK_THROWS_AS(co_await b, RuntimeMisuse);
+    a.cancel();  // ends it if it still waits
+    CHECK_NOTHROW(co_await a);
+
+    scope.spawn(joiner(scope));  // a child joining its own scope
+    for (int i = 0; i < 4; ++i) co_await yield();
+    CHECK(scope.active() == 0);
+    scope.cancel();  // ends it if it still waits for itself
+    CHECK_THROWS_AS(co_await scope.join(), RuntimeMisuse);
+  }());
+}
+
 TEST_CASE("the first failing child cancels its siblings and join rethrows its error") {
   LocalExecutor ex;
   bool sibling_finished = false;
