@@ -61,7 +61,8 @@ class Semaphore {
     }
     void await_resume() {
       unlink();  // the units, if granted, are the caller's now
-      if (failed_ || (sem_.closed_ && !woken)) {
+      // A granted waiter does not look at the semaphore: it may be gone.
+      if (failed_ || (!woken && sem_.closed_)) {
         failed_ = true;
         throw ClosedError("veloq: semaphore closed");
       }

@@ -180,6 +180,25 @@ TEST_CASE("a Notify or Semaphore destroyed before the task it woke resumes is no
   }());
 }
 
+// The ASan build checks this one: before, the granted task read the freed
+// semaphore's closed flag as it resumed (a heap-use-after-free).
+TEST_CASE("a task granted units by a Semaphore destroyed before it resumes does not read the semaphore") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto sem = std::make_unique<Semaphore>(0);
+    bool granted = false;
+    auto h = spawn([](Semaphore& s, bool& got) -> Task<void> {
+      co_await s.acquire();
+      got = true;
+    }(*sem, granted));
+    co_await yield();
+    sem->release(1);  // grants h ...
+    sem.reset();      // ... and goes before h resumes
+    co_await h;
+    CHECK(granted);
+  }());
+}
+
 TEST_CASE("a channel item or free slot is not stranded when the task it woke is cancelled") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
