@@ -122,6 +122,17 @@ struct BlockingPool::State {
       if (spare.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst)) return true;
     return false;
   }
+  // Counts a helper that has just retired back in, unless max_threads run
+  // already (a new one then takes the work) or the pool is stopping.
+  bool rejoin() noexcept {
+    unsigned n = threads.load(std::memory_order_seq_cst);
+    do {
+      if (n >= config.max_threads) return false;
+    } while (!threads.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst));
+    if (!stopping.load(std::memory_order_seq_cst)) return true;
+    threads.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+  }
 };
 
 BlockingPool::BlockingPool(const BlockingPoolConfig& config, mesh::Mesh& mesh)
@@ -183,6 +194,10 @@ void BlockingPool::helper_main(std::shared_ptr<State> state) noexcept {
       // (the count went to zero or below), whose token is then on its way.
       if (s.leave_spare()) {
         s.threads.fetch_sub(1, std::memory_order_seq_cst);
+        // A submitter that found no idle helper after we left the count, but
+        // read `threads` before we left it too, saw the pool full and started
+        // no thread: its token would wait with no helper left. Then stay.
+        if (s.spare.load(std::memory_order_seq_cst) < 0 && s.rejoin()) continue;
         break;
       }
       s.wait_for_claimed_token();

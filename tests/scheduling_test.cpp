@@ -196,6 +196,33 @@ TEST_CASE("two blocking calls submitted together run at once when the pool may g
   CHECK(queued_behind == 0);
 }
 
+// A call submitted while the pool's only helper retires (idle_timeout 0
+// retires it after every call) must still run. Before, when the submitter
+// read the thread count between the helper leaving the idle count and leaving
+// the thread count, it started no thread and the call waited for the next
+// submission. The window is two instructions wide: this loop rarely hits it
+// (the fix was checked by stopping the helper there under gdb), but guards
+// the retire path against calls left with no helper.
+TEST_CASE("a blocking call submitted while the only helper retires still runs") {
+  ShardConfig config;
+  config.blocking_pool.max_threads = 1;
+  config.blocking_pool.idle_timeout = 0ms;
+  LocalExecutor ex(config);
+  int stranded = 0;
+  ex.block_on([&]() -> Task<void> {
+    auto one_call = []() -> Task<void> { co_await spawn_blocking([] {}); };
+    for (int i = 0; i < 300; ++i) {
+      JoinHandle<void> call = spawn(one_call());
+      if (!co_await eventually([&] { return call.done(); })) {
+        ++stranded;
+        co_await one_call();  // starts a helper, which runs both
+      }
+      co_await call;
+    }
+  }());
+  CHECK(stranded == 0);
+}
+
 TEST_CASE("a task cancelled while its blocking call runs lets the call finish and drops the result") {
   LocalExecutor ex;
   std::atomic<bool> release{false};
