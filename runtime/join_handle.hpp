@@ -13,6 +13,7 @@
 #include <veloq/runtime/task_state.hpp>
 
 #include <coroutine>
+#include <exception>
 #include <utility>
 
 namespace veloq {
@@ -32,6 +33,9 @@ inline TaskState* running_task() noexcept;
 // The task running on `peer`'s shard (no thread-local lookup).
 inline TaskState* running_task_beside(const TaskState& peer) noexcept;
 void request_cancel(TaskState* task) noexcept;
+// Logs the failure of a finished task whose handle is dropped unawaited (a
+// cancellation is not one). Defined in local_executor.cpp.
+void report_unobserved_failure(const TaskState* task, std::exception_ptr error) noexcept;
 
 }  // namespace internal
 
@@ -55,9 +59,11 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
   bool valid() const noexcept { return state_ != nullptr; }
   bool done() const noexcept { return state_ != nullptr && state_->done(); }
 
-  // Lets the task run to its end on its own; its failure, if any, is logged.
+  // Lets the task run to its end on its own; its failure, if any, is logged
+  // (also one that came before the detach: nobody else will see it).
   void detach() noexcept {
     if (state_) {
+      if (state_->done()) internal::report_unobserved_failure(state_, state_->outcome.error());
       state_->detached = true;
       std::exchange(state_, nullptr)->release();
     }

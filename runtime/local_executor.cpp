@@ -30,6 +30,17 @@ void report_detached_failure(const TaskState* task, std::exception_ptr error) no
   }
 }
 
+void report_unobserved_failure(const TaskState* task, std::exception_ptr error) noexcept {
+  if (!error) return;
+  try {
+    std::rethrow_exception(error);
+  } catch (const TaskCancelled&) {
+    return;
+  } catch (...) {
+  }
+  report_detached_failure(task, std::move(error));
+}
+
 void request_cancel(TaskState* task) noexcept { task->executor->cancel(task); }
 
 }  // namespace internal
@@ -40,6 +51,7 @@ namespace {
 // before any member (the ring, its armed read) is built.
 const ShardConfig& checked(const ShardConfig& config) {
   if (config.mesh_budget == 0) throw std::invalid_argument("veloq: ShardConfig::mesh_budget must be at least 1");
+  if (config.task_budget == 0) throw std::invalid_argument("veloq: ShardConfig::task_budget must be at least 1");
   return config;
 }
 

@@ -62,6 +62,7 @@ class OneshotReceiver {
   }
 
   Task<T> receive() {
+    if (!state_) throw RuntimeMisuse("veloq: receive on a moved-from OneshotReceiver");
     co_await state_->ready.wait();
     if (!state_->value) throw ClosedError("veloq: oneshot sender dropped without sending");
     co_return std::move(*state_->value);

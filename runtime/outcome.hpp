@@ -19,6 +19,9 @@ class Outcome {
   void set_exception(std::exception_ptr e) noexcept { state_.template emplace<2>(std::move(e)); }
   bool has_value_or_error() const noexcept { return state_.index() != 0; }
 
+  // The exception the task ended with, if it failed.
+  std::exception_ptr error() const noexcept { return state_.index() == 2 ? std::get<2>(state_) : nullptr; }
+
   // Moves the value out, or rethrows the stored exception.
   T take() {
     if (state_.index() == 2) std::rethrow_exception(std::get<2>(state_));
@@ -38,6 +41,7 @@ class Outcome<void> {
     done_ = true;
   }
   bool has_value_or_error() const noexcept { return done_; }
+  std::exception_ptr error() const noexcept { return error_; }
   void take() {
     if (error_) std::rethrow_exception(error_);
   }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -25,8 +26,10 @@ int backtrace_signal() noexcept { return SIGRTMIN + 3; }
 void capture_backtrace(int, siginfo_t* info, void*) {
   auto* beat = static_cast<internal::ShardHeartbeat*>(info->si_value.sival_ptr);
   if (beat == nullptr) return;
+  const int saved_errno = errno;  // the interrupted code may be about to read it
   int n = backtrace(beat->frames, internal::ShardHeartbeat::max_frames);
   beat->captured_frames.store(n, std::memory_order_release);
+  errno = saved_errno;
 }
 
 void install_handler() {

@@ -10,6 +10,7 @@
 //   veloq::Task<void> caller() { int sum = co_await add(1, 2); ... }
 #pragma once
 
+#include <veloq/runtime/errors.hpp>
 #include <veloq/runtime/frame_pool.hpp>
 #include <veloq/runtime/outcome.hpp>
 #include <veloq/runtime/task_state.hpp>
@@ -135,10 +136,14 @@ class [[nodiscard("a Task does nothing until it is awaited or spawned")]] Task {
 
   bool valid() const noexcept { return static_cast<bool>(coro_); }
 
+  // Throws RuntimeMisuse for an empty Task (moved from, or already awaited).
   auto operator co_await() && noexcept {
     struct Awaiter {
       Handle child;
-      bool await_ready() const noexcept { return false; }
+      bool await_ready() const {
+        if (!child) [[unlikely]] throw RuntimeMisuse("veloq: co_await of an empty Task (moved from or already awaited)");
+        return false;
+      }
       std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
         child.promise().set_continuation(parent);
         return child;

@@ -64,12 +64,12 @@ class TimerQueue {
 
   void arm(Timer& t, Clock::time_point deadline, Timer::Handler on_expire) {
     t.cancel();  // re-arming moves it, even from another queue
+    heap_.push_back(&t);  // first: if it throws, the timer stays unarmed
     t.deadline_ = deadline;
     t.on_expire_ = on_expire;
     t.seq_ = next_seq_++;
     t.queue_ = this;
-    t.index_ = heap_.size();
-    heap_.push_back(&t);
+    t.index_ = heap_.size() - 1;
     sift_up(t.index_);
   }
 

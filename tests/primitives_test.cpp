@@ -323,6 +323,12 @@ TEST_CASE("a oneshot delivers one value, or an error when the sender is dropped"
     auto [tx2, rx2] = make_oneshot<int>();
     { auto dropped = std::move(tx2); }
     CHECK_THROWS_AS(co_await rx2.receive(), ClosedError);
+
+    auto [tx3, rx3] = make_oneshot<int>();
+    auto taken = std::move(rx3);
+    tx3.send(3);
+    CHECK_THROWS_AS(co_await rx3.receive(), RuntimeMisuse);  // NOLINT(bugprone-use-after-move): the misuse under test
+    CHECK(co_await taken.receive() == 3);
   }());
 }
 

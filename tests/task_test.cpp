@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "log_capture.hpp"
+
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/notify.hpp>
@@ -208,6 +210,43 @@ TEST_CASE("a detached task runs to its end after its handle is gone") {
     for (int i = 0; i < 20; ++i) co_await yield();
     CHECK(counter == 10);
   }());
+}
+
+TEST_CASE("a task's failure is logged once whether it fails after or before its handle is dropped; a cancel is not") {
+  test_support::LogCapture logs;
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto fail = [](const char* why) -> Task<void> {
+      co_await yield();
+      throw std::runtime_error(why);
+    };
+    spawn(fail("failed after its detach")).detach();
+    auto early = spawn(fail("failed before its drop"));
+    Notify never;
+    auto cancelled = spawn([](Notify& n) -> Task<void> { co_await n.wait(); }(never));
+    for (int i = 0; i < 4; ++i) co_await yield();
+    cancelled.cancel();
+    for (int i = 0; i < 4; ++i) co_await yield();
+    CHECK(early.done());
+    CHECK(cancelled.done());
+  }());
+  CHECK(logs.count("failed after its detach") == 1);
+  CHECK(logs.count("failed before its drop") == 1);
+  CHECK(logs.count("failed: ") == 2);  // and nothing for the cancelled task
+}
+
+TEST_CASE("awaiting an empty Task throws RuntimeMisuse; a zero task budget is refused") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto child = []() -> Task<int> { co_return 1; };
+    Task<int> t = child();
+    Task<int> moved = std::move(t);
+    CHECK(co_await std::move(moved) == 1);
+    CHECK_THROWS_AS(co_await std::move(t), RuntimeMisuse);
+  }());
+  ShardConfig config;
+  config.task_budget = 0;
+  CHECK_THROWS_AS(LocalExecutor{config}, std::invalid_argument);
 }
 
 TEST_CASE("cancelling a suspended task destroys its frame and joining throws TaskCancelled") {
