@@ -286,6 +286,21 @@ void MeshEndpoint::discard_staged() noexcept {
   dirty_.clear();
 }
 
+bool MeshEndpoint::hand_over_staged() noexcept {
+  bool any = false;
+  for (unsigned to = 0; to < outboxes_.size(); ++to) {
+    Outbox& box = outboxes_[to];
+    if (box.staged() == 0) continue;
+    any = true;
+    box.head += mesh_.ring(self_, to).push(box.messages.data() + box.head, box.staged());
+    if (box.staged() == 0) {
+      box.messages.clear();
+      box.head = 0;
+    }
+  }
+  return any;
+}
+
 void MeshEndpoint::discard_inbound() noexcept {
   discarding_ = true;
   MeshMessage batch[64];

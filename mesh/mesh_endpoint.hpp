@@ -131,11 +131,16 @@ class MeshEndpoint {
 
   // Shutdown, once no shard runs tasks: hands every inbound and then every
   // staged message its discard delivery. From the first of these calls on,
-  // the endpoint pushes nothing more into the rings, so a ring's consumer
-  // sees everything its producer will ever push, and what discarded
-  // messages send while they are destroyed stays staged and is discarded too.
+  // send() and flush_outbound() push nothing more into the rings, and what
+  // discarded messages send while they are destroyed stays staged.
   void discard_inbound() noexcept;
   void discard_staged() noexcept;
+  // Shutdown, between rounds of discard_inbound() on every shard (the runtime
+  // separates them with a barrier): pushes what fits of every outbox into
+  // its ring, waking nobody, so that staged messages are discarded on the
+  // shard they are addressed to (a buffer going home is put back there)
+  // rather than on this one. True if anything was staged.
+  bool hand_over_staged() noexcept;
 
   const MeshStats& stats() const noexcept { return stats_; }
 

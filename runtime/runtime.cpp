@@ -44,6 +44,10 @@ Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {
 
 namespace {
 
+// Shutdown hand-over rounds after which what is still staged is discarded on
+// its sender (something whose discarding keeps sending more).
+constexpr unsigned max_hand_over_rounds = 1000;
+
 void stop_every_shard(mesh::Mesh& mesh) noexcept {
   for (unsigned i = 0; i < mesh.shard_count(); ++i) mesh.signal(i).request_stop();
 }
@@ -98,6 +102,15 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
   std::vector<internal::ShardHeartbeat*> heartbeats(n);
   std::optional<StallDetector> watchdog;  // shard 0 runs it while every shard thread is alive
   std::barrier started(n), stopped(n), drained(n);
+  // The shutdown's hand-over rounds (below): their barrier's completion
+  // decides, once for every shard, whether another round is needed.
+  std::atomic<bool> staged_somewhere{false};
+  bool another_round = false;
+  unsigned rounds = 0;
+  auto end_of_round = [&]() noexcept {
+    another_round = staged_somewhere.exchange(false) && ++rounds < max_hand_over_rounds;
+  };
+  std::barrier<decltype(end_of_round)> handed_over(n, end_of_round);
   std::vector<std::exception_ptr> errors(n);
   std::atomic<bool> startup_failed{false};
 
@@ -144,6 +157,20 @@ void Runtime::run_shards(const std::function<void()>& entry_on_shard0) {
     }
     stopped.arrive_and_wait();
     if (id == 0) watchdog.reset();
+    // Rounds: every shard discards what is in its inbound rings, then hands
+    // what it still has staged (a ring may have been full, and discarding may
+    // stage more) to the rings, so that each message is discarded on the
+    // shard it was sent to, which owns what it carries home; until no shard
+    // has anything staged. What a bounded number of rounds left (the rings'
+    // last pushes, what stays staged) is discarded where it is.
+    do {
+      if (executor) {
+        RuntimeContext context(*executor);
+        executor->mesh().discard_inbound();
+        if (executor->mesh().hand_over_staged()) staged_somewhere = true;
+      }
+      handed_over.arrive_and_wait();
+    } while (another_round);
     if (executor) {
       RuntimeContext context(*executor);
       executor->mesh().discard_inbound();

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include "log_capture.hpp"
+
+#include <veloq/buffers/buffer_pool.hpp>
 #include <veloq/mesh/sharded.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/notify.hpp>
@@ -411,6 +414,42 @@ TEST_CASE("messages staged while the staged ones are discarded at shutdown are d
     co_return;  // the ring holds 16: the rest is still staged when the runtime stops
   });
   CHECK(rt.run([]() -> Task<int> { co_return 1; }) == 1);
+}
+
+// At shutdown, what a shard still has staged for a peer is handed to that
+// peer before it is discarded, round after round while the rings are full,
+// so that what a message owns is released on the shard it belongs to: here
+// buffers of shard 0, dropped on shard 1 when its task is destroyed, far more
+// than the ring holds, all go back to their pool on shard 0's thread, where
+// before most were discarded on shard 1's and the pool was leaked with them.
+TEST_CASE("buffers dropped on another shard while the runtime stops still go home, beyond a full ring") {
+  test_support::LogCapture logs;
+  std::size_t held_count = 0;
+  {
+    Runtime rt(unpinned(2, 16));
+    rt.run([&]() -> Task<void> {
+      auto& pool = buffers::BufferPool::current();
+      std::vector<buffers::Buffer> held;
+      while (held.size() < 100)
+        if (buffers::Buffer b = pool.try_acquire(4096))
+          held.push_back(std::move(b));
+        else
+          break;
+      held_count = held.size();
+      std::atomic<bool> taken{false};
+      // A task of shard 1 takes the buffers into its own frame and sleeps until shutdown destroys it.
+      auto keep_until_shutdown = [bufs = std::move(held), taken = &taken]() mutable -> Task<void> {
+        std::vector<buffers::Buffer> mine = std::move(bufs);
+        taken->store(true);
+        co_await sleep_for(1h);
+      };
+      run_on(1, std::move(keep_until_shutdown));
+      for (int i = 0; i < 10000 && !taken.load(); ++i) co_await sleep_for(1ms);
+      REQUIRE(taken.load());
+    });
+  }
+  CHECK(held_count > 32);  // more than the 16-slot ring holds
+  CHECK(logs.count("buffers still out") == 0);
 }
 
 namespace {
