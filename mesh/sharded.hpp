@@ -13,6 +13,7 @@
 #pragma once
 
 #include <veloq/mesh/submit_to.hpp>
+#include <veloq/runtime/errors.hpp>
 #include <veloq/runtime/notify.hpp>
 
 #include <exception>
@@ -56,13 +57,13 @@ class Sharded {
     std::rethrow_exception(failed);
   }
 
-  // This shard's instance; throws std::logic_error before start() or after
+  // This shard's instance; throws RuntimeMisuse before start() or after
   // stop(). Calls made on other shards reach their instance through it too,
   // so they throw the same back to their caller.
   T& local() {
     unsigned id = shard_id();
     if (id >= instances_.size() || !instances_[id])
-      throw std::logic_error("veloq: Sharded<T> used on shard " + std::to_string(id) +
+      throw RuntimeMisuse("veloq: Sharded<T> used on shard " + std::to_string(id) +
                              ", which has no instance (before start() or after stop())");
     return *instances_[id];
   }

@@ -489,23 +489,23 @@ TEST_CASE("Sharded<T> builds, calls and stops one instance per shard on its own 
 }
 
 // Calls that reach an instance that does not exist (before start(), after
-// stop()) throw logic_error back to the caller, as local() does, rather than
+// stop()) throw RuntimeMisuse back to the caller, as local() does, rather than
 // use a null instance on the target shard.
 TEST_CASE("Sharded<T>::invoke_on before start() or after stop() throws instead of using a missing instance") {
   Runtime rt(unpinned(2));
   std::atomic<int> stopped{0};
   rt.run([&]() -> Task<void> {
     Sharded<Counter> counters;
-    CHECK_THROWS_AS(co_await counters.invoke_on(1, [](Counter& c) { return c.hits; }), std::logic_error);
+    CHECK_THROWS_AS(co_await counters.invoke_on(1, [](Counter& c) { return c.hits; }), RuntimeMisuse);
     co_await counters.start(3);
     co_await counters.invoke_on_all([&](Counter& c) { c.stopped = &stopped; });
     CHECK(co_await counters.invoke_on(1, &Counter::add, 1) == 4);
     co_await counters.stop();
     co_await counters.stop();  // a second stop finds nothing left to stop
-    CHECK_THROWS_AS(co_await counters.invoke_on(1, [](Counter& c) { return c.hits; }), std::logic_error);
-    CHECK_THROWS_AS(co_await counters.invoke_on(0, &Counter::add, 1), std::logic_error);
-    CHECK_THROWS_AS(co_await counters.invoke_on_all([](Counter& c) { c.hits = 0; }), std::logic_error);
-    CHECK_THROWS_AS(counters.local(), std::logic_error);
+    CHECK_THROWS_AS(co_await counters.invoke_on(1, [](Counter& c) { return c.hits; }), RuntimeMisuse);
+    CHECK_THROWS_AS(co_await counters.invoke_on(0, &Counter::add, 1), RuntimeMisuse);
+    CHECK_THROWS_AS(co_await counters.invoke_on_all([](Counter& c) { c.hits = 0; }), RuntimeMisuse);
+    CHECK_THROWS_AS(counters.local(), RuntimeMisuse);
   });
   CHECK(stopped == 2);
 }
