@@ -81,6 +81,17 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
   T take_result() {
     if (!done())
       throw RuntimeMisuse("veloq: take_result of a JoinHandle whose task has not finished, or that is empty");
+    return take_finished();
+  }
+
+  auto operator co_await() && noexcept { return Awaiter{*this}; }
+  auto operator co_await() & noexcept { return Awaiter{*this}; }
+
+ private:
+  friend class LocalExecutor;
+
+  // take_result() for a task known to be done (an awaiter that has resumed).
+  T take_finished() {
     internal::TypedTaskState<T>* s = std::exchange(state_, nullptr);
     struct Release {
       internal::TaskState* s;
@@ -89,11 +100,6 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
     return s->outcome.take();
   }
 
-  auto operator co_await() && noexcept { return Awaiter{*this}; }
-  auto operator co_await() & noexcept { return Awaiter{*this}; }
-
- private:
-  friend class LocalExecutor;
   struct Awaiter {
     JoinHandle& handle;
     internal::TaskState* joiner = nullptr;
@@ -115,7 +121,7 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
       joiner->resume_point = h;
       handle.state_->join_waiter = joiner;
     }
-    T await_resume() { return handle.take_result(); }
+    T await_resume() { return handle.take_finished(); }
     ~Awaiter() {
       // Destroyed while still waiting: our task was cancelled.
       if (joiner != nullptr && handle.state_ != nullptr && handle.state_->join_waiter == joiner)
