@@ -1,8 +1,15 @@
 #include <veloq/mesh/mesh.hpp>
 
 #include <stdexcept>
+#include <string>
 
 namespace veloq::mesh {
+
+void check_shard(const char* what, unsigned shard, unsigned shard_count) {
+  if (shard >= shard_count)
+    throw std::out_of_range(std::string("veloq: ") + what + " shard " + std::to_string(shard) +
+                            " but the runtime has " + std::to_string(shard_count) + " shards");
+}
 
 Mesh::Mesh(unsigned shard_count, std::size_t ring_capacity)
     : shard_count_(shard_count), ring_capacity_(ring_capacity), rings_(std::size_t{shard_count} * shard_count) {

@@ -14,6 +14,11 @@
 
 namespace veloq::mesh {
 
+// Throws std::out_of_range, naming the call `what`, unless `shard` is one of
+// the runtime's `shard_count` shards: the one check of every call that
+// addresses a shard.
+void check_shard(const char* what, unsigned shard, unsigned shard_count);
+
 class Mesh {
  public:
   Mesh(unsigned shard_count, std::size_t ring_capacity);

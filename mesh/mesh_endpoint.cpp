@@ -8,7 +8,6 @@
 #include <cstring>
 #include <exception>
 #include <stdexcept>
-#include <string>
 #include <utility>
 
 namespace veloq::mesh {
@@ -314,9 +313,7 @@ void MeshEndpoint::discard_inbound() noexcept {
 }
 
 MeshEndpoint::RoomAwaiter MeshEndpoint::room_for(unsigned to) {
-  if (to >= shard_count())
-    throw std::out_of_range("veloq: room_for shard " + std::to_string(to) + " but the runtime has " +
-                            std::to_string(shard_count()) + " shards");
+  check_shard("room_for", to, shard_count());
   return {*this, to};
 }
 

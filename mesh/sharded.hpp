@@ -61,11 +61,11 @@ class Sharded {
   // stop(). Calls made on other shards reach their instance through it too,
   // so they throw the same back to their caller.
   T& local() {
-    unsigned id = shard_id();
-    if (id >= instances_.size() || !instances_[id])
-      throw RuntimeMisuse("veloq: Sharded<T> used on shard " + std::to_string(id) +
-                             ", which has no instance (before start() or after stop())");
-    return *instances_[id];
+    T* instance = instance_here();
+    if (instance == nullptr)
+      throw RuntimeMisuse("veloq: Sharded<T> used on shard " + std::to_string(shard_id()) +
+                          ", which has no instance (before start() or after stop())");
+    return *instance;
   }
 
   // Calls fn(instance) on `shard` (fn may return a Task). A plain fn with at
@@ -94,8 +94,8 @@ class Sharded {
   // shard rather than stop (and later use) an instance the other destroys.
   Task<void> stop() {
     return veloq::invoke_on_all([this]() -> Task<void> {
+      if (instance_here() == nullptr) co_return;  // never started, or stopped
       unsigned id = shard_id();
-      if (id >= instances_.size() || !instances_[id]) co_return;  // never started, or stopped
       if (Event* running = stopping_[id]) {
         co_await running->wait();
         co_return;
@@ -117,6 +117,12 @@ class Sharded {
   }
 
  private:
+  // This shard's instance, or null before start() and after stop().
+  T* instance_here() const noexcept {
+    unsigned id = shard_id();
+    return id < instances_.size() ? instances_[id].get() : nullptr;
+  }
+
   std::vector<std::unique_ptr<T>> instances_;
   std::vector<Event*> stopping_;  // [shard]: the stop() under way there; each touched on its own shard only
 };

@@ -19,6 +19,7 @@
 // compiler, name such a lambda before the co_await (clang is not affected).
 #pragma once
 
+#include <veloq/mesh/mesh.hpp>
 #include <veloq/mesh/mesh_message.hpp>
 #include <veloq/mesh/remote_call.hpp>
 #include <veloq/runtime/local_executor.hpp>
@@ -28,8 +29,6 @@
 #include <exception>
 #include <new>
 #include <optional>
-#include <stdexcept>
-#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -58,9 +57,7 @@ using CallResult = typename TaskValue<std::invoke_result_t<F&>>::type;
 // bad id is an exception, never an index past the mesh.
 inline RuntimeContext& context_to_reach(unsigned shard, const char* what) {
   RuntimeContext& ctx = RuntimeContext::current(what);
-  if (shard >= ctx.shard_count())
-    throw std::out_of_range(std::string("veloq: ") + what + " shard " + std::to_string(shard) +
-                            " but the runtime has " + std::to_string(ctx.shard_count()) + " shards");
+  mesh::check_shard(what, shard, ctx.shard_count());
   return ctx;
 }
 
