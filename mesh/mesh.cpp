@@ -5,10 +5,9 @@
 
 namespace veloq::mesh {
 
-void check_shard(const char* what, unsigned shard, unsigned shard_count) {
-  if (shard >= shard_count)
-    throw std::out_of_range(std::string("veloq: ") + what + " shard " + std::to_string(shard) +
-                            " but the runtime has " + std::to_string(shard_count) + " shards");
+void throw_no_such_shard(const char* what, unsigned shard, unsigned shard_count) {
+  throw std::out_of_range(std::string("veloq: ") + what + " shard " + std::to_string(shard) +
+                          " but the runtime has " + std::to_string(shard_count) + " shards");
 }
 
 Mesh::Mesh(unsigned shard_count, std::size_t ring_capacity)

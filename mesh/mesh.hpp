@@ -17,7 +17,11 @@ namespace veloq::mesh {
 // Throws std::out_of_range, naming the call `what`, unless `shard` is one of
 // the runtime's `shard_count` shards: the one check of every call that
 // addresses a shard.
-void check_shard(const char* what, unsigned shard, unsigned shard_count);
+// Inline: submit_to makes this check on every call; only the throw is out of line.
+[[noreturn]] void throw_no_such_shard(const char* what, unsigned shard, unsigned shard_count);
+inline void check_shard(const char* what, unsigned shard, unsigned shard_count) {
+  if (shard >= shard_count) [[unlikely]] throw_no_such_shard(what, shard, shard_count);
+}
 
 class Mesh {
  public:
