@@ -6,6 +6,12 @@
 // next suspension point, destroying its frame so every operation it has in
 // flight is cancelled too. Single-shard: no atomics; only the task's own shard
 // may touch the handle.
+//
+// While a task awaits a handle, the join is that task's: the handle may be
+// moved (a vector of handles growing) and the result still comes out of it
+// where it now lives; dropped or detached, the awaiting task inherits the
+// join. Only one task may await a handle, and nobody may take its result in
+// the meantime.
 #pragma once
 
 #include <veloq/runtime/errors.hpp>
@@ -44,11 +50,12 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
  public:
   JoinHandle() noexcept = default;
   explicit JoinHandle(internal::TypedTaskState<T>* state) noexcept : state_(state) {}
-  JoinHandle(JoinHandle&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  JoinHandle(JoinHandle&& other) noexcept : state_(std::exchange(other.state_, nullptr)) { follow_awaiter(); }
   JoinHandle& operator=(JoinHandle&& other) noexcept {
     if (this != &other) {
       detach();
       state_ = std::exchange(other.state_, nullptr);
+      follow_awaiter();
     }
     return *this;
   }
@@ -60,13 +67,17 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
   bool done() const noexcept { return state_ != nullptr && state_->done(); }
 
   // Lets the task run to its end on its own; its failure, if any, is logged
-  // (also one that came before the detach: nobody else will see it).
+  // (also one that came before the detach: nobody else will see it). If a
+  // task awaits the handle, that task keeps the join instead.
   void detach() noexcept {
-    if (state_) {
-      if (state_->done()) internal::report_unobserved_failure(state_, state_->outcome.error());
-      state_->detached = true;
-      std::exchange(state_, nullptr)->release();
+    if (state_ == nullptr) return;
+    if (state_->join_awaiter != nullptr) {
+      auto* awaiter = static_cast<Awaiter*>(state_->join_awaiter);
+      awaiter->handle = nullptr;
+      awaiter->inherited = std::exchange(state_, nullptr);
+      return;
     }
+    let_go(std::exchange(state_, nullptr));
   }
 
   // Asks the task to stop; awaiting the handle then throws TaskCancelled
@@ -77,55 +88,80 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
 
   // The result of a finished task (for code outside coroutines, e.g. block_on).
   // Refused for a task still running (there is no result yet, and the handle
-  // stays joinable) and for an empty handle.
+  // stays joinable), for a handle another task awaits, and for an empty handle.
   T take_result() {
     if (!done())
       throw RuntimeMisuse("veloq: take_result of a JoinHandle whose task has not finished, or that is empty");
+    if (state_->join_awaiter != nullptr) throw RuntimeMisuse("veloq: take_result of a JoinHandle another task awaits");
     return take_finished();
   }
 
-  auto operator co_await() && noexcept { return Awaiter{*this}; }
-  auto operator co_await() & noexcept { return Awaiter{*this}; }
+  auto operator co_await() && noexcept { return Awaiter{this}; }
+  auto operator co_await() & noexcept { return Awaiter{this}; }
 
  private:
   friend class LocalExecutor;
 
   // take_result() for a task known to be done (an awaiter that has resumed).
-  T take_finished() {
-    internal::TypedTaskState<T>* s = std::exchange(state_, nullptr);
+  T take_finished() { return take_from(std::exchange(state_, nullptr)); }
+  static T take_from(internal::TypedTaskState<T>* s) {
     struct Release {
       internal::TaskState* s;
       ~Release() { s->release(); }
     } release{s};
     return s->outcome.take();
   }
+  // Gives up the handle's reference with nobody left to join the task.
+  static void let_go(internal::TypedTaskState<T>* s) noexcept {
+    if (s->done()) internal::report_unobserved_failure(s, s->outcome.error());
+    s->detached = true;
+    s->release();
+  }
+  // A moved handle tells the task awaiting it (if one does) where it went.
+  void follow_awaiter() noexcept {
+    if (state_ != nullptr && state_->join_awaiter != nullptr) static_cast<Awaiter*>(state_->join_awaiter)->handle = this;
+  }
 
   struct Awaiter {
-    JoinHandle& handle;
-    internal::TaskState* joiner = nullptr;
+    JoinHandle* handle;                                // null once the handle was dropped while we wait
+    internal::TypedTaskState<T>* inherited = nullptr;  // ... and then its state is ours
+    internal::TaskState* joiner = nullptr;             // set while suspended, until resumed
 
     bool await_ready() const {
       // Detached, moved from or already joined: there is no task to wait for.
-      if (handle.state_ == nullptr)
+      if (handle->state_ == nullptr)
         throw RuntimeMisuse("veloq: co_await of an empty JoinHandle (detached, moved from or already joined)");
-      return handle.state_->done();
+      // A finished task another task is about to join is refused below.
+      return handle->state_->done() && handle->state_->join_awaiter == nullptr;
     }
     void await_suspend(std::coroutine_handle<> h) {
-      internal::TaskState* me = internal::running_task_beside(*handle.state_);
+      internal::TypedTaskState<T>* s = handle->state_;
+      internal::TaskState* me = internal::running_task_beside(*s);
       // A task would wait for itself forever; a second joiner would take the
       // first one's place, and the first would never resume.
-      if (me == handle.state_) throw RuntimeMisuse("veloq: a task awaited its own JoinHandle");
-      if (handle.state_->join_waiter != nullptr)
+      if (me == s) throw RuntimeMisuse("veloq: a task awaited its own JoinHandle");
+      if (s->join_awaiter != nullptr)
         throw RuntimeMisuse("veloq: a JoinHandle awaited by a second task while another awaits it");
       joiner = me;
       joiner->resume_point = h;
-      handle.state_->join_waiter = joiner;
+      s->join_waiter = joiner;
+      s->join_awaiter = this;
     }
-    T await_resume() { return handle.take_finished(); }
+    // The join ends here: no handle refers to the state any more, so its
+    // `join_awaiter` is left as it is.
+    T await_resume() {
+      joiner = nullptr;
+      if (inherited == nullptr) [[likely]] return handle->take_finished();
+      return take_from(std::exchange(inherited, nullptr));
+    }
     ~Awaiter() {
-      // Destroyed while still waiting: our task was cancelled.
-      if (joiner != nullptr && handle.state_ != nullptr && handle.state_->join_waiter == joiner)
-        handle.state_->join_waiter = nullptr;
+      if (joiner == nullptr) return;  // did not wait, or resumed
+      // Destroyed while waiting (our task was cancelled), or after the task
+      // ended but before we resumed.
+      internal::TypedTaskState<T>* s = inherited != nullptr ? inherited : handle->state_;
+      if (s->join_waiter == joiner) s->join_waiter = nullptr;
+      s->join_awaiter = nullptr;
+      if (inherited != nullptr) let_go(inherited);  // the handle is gone: nobody joins the task now
     }
   };
 

@@ -41,6 +41,10 @@ class TaskState {
   const char* name = nullptr;
   SourceLocation spawn_site;
   std::uint64_t spawned_at_ns = 0;
+  // The JoinHandle awaiter of `join_waiter`, from its suspension until it
+  // resumes or is destroyed, so a handle moved or dropped meanwhile can tell
+  // it where the join now lives. Typed by JoinHandle<T>, the only user.
+  void* join_awaiter = nullptr;
 
   bool queued() const noexcept { return phase == Phase::queued; }
   bool done() const noexcept { return phase == Phase::done; }

@@ -202,6 +202,93 @@ TEST_CASE("a JoinHandle awaited by a second task at once, or by its own task, is
   }());
 }
 
+// Before, the awaiter kept a reference to the handle object it awaited: a
+// handle moved (a vector growing) or destroyed while a task awaited it was
+// read after it was gone (ASan heap-use-after-free; without ASan a SIGSEGV),
+// and a handle joined or taken by someone else while the awaiter was queued
+// to resume left it a null state.
+TEST_CASE("a JoinHandle moved or destroyed while a task awaits it still delivers the result to that task") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto five_after = [](Notify& n) -> Task<int> {
+      co_await n.wait();
+      co_return 5;
+    };
+    auto joiner = [](JoinHandle<int>& h, int& out) -> Task<void> { out = co_await h; };
+
+    // Moved: the vector reallocates under the awaiting task.
+    Notify go;
+    std::vector<JoinHandle<int>> handles;
+    handles.push_back(spawn(five_after(go)));
+    int got = 0;
+    auto a = spawn(joiner(handles[0], got));
+    co_await yield();  // a waits on handles[0]
+    for (int i = 0; i < 100; ++i) handles.push_back(spawn(add(i, 1)));
+    go.notify_one();
+    co_await a;
+    CHECK(got == 5);
+    CHECK(!handles[0].valid());  // the join took the result out of the handle where it now lives
+    for (std::size_t i = 1; i < handles.size(); ++i) CHECK(co_await handles[i] == static_cast<int>(i));
+
+    // Destroyed: the awaiting task inherits the join.
+    Notify go2;
+    auto owned = std::make_unique<JoinHandle<int>>(spawn(five_after(go2)));
+    got = 0;
+    auto b = spawn(joiner(*owned, got));
+    co_await yield();
+    owned.reset();
+    go2.notify_one();
+    co_await b;
+    CHECK(got == 5);
+    CHECK(RuntimeContext::current().executor().live_tasks() == 1);  // only us
+  }());
+}
+
+TEST_CASE("a JoinHandle another task awaits cannot be joined or taken in the meantime, even once its task is done") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Notify go;
+    auto h = spawn([](Notify& n) -> Task<int> {
+      co_await n.wait();
+      co_return 7;
+    }(go));
+    int got = 0;
+    auto a = spawn([](JoinHandle<int>& h, int& out) -> Task<void> { out = co_await h; }(h, got));
+    co_await yield();  // a waits on h
+    go.notify_one();
+    co_await yield();  // h's task ends, a is queued to resume
+    CHECK(h.done());
+    CHECK_THROWS_AS(h.take_result(), RuntimeMisuse);
+    CHECK_THROWS_AS(co_await h, RuntimeMisuse);
+    co_await a;
+    CHECK(got == 7);
+  }());
+}
+
+// The awaiting task inherits a dropped handle's join; cancelled in turn, it
+// lets the task go as detach() would: it runs to its end, its failure is
+// logged, and nothing leaks (the ASan build checks).
+TEST_CASE("a task that inherited a dropped JoinHandle and is then cancelled lets the awaited task run on, detached") {
+  test_support::LogCapture log;
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Notify go;
+    auto owned = std::make_unique<JoinHandle<int>>(spawn([](Notify& n) -> Task<int> {
+      co_await n.wait();
+      throw std::runtime_error("failed after its joiner was cancelled");
+    }(go)));
+    auto a = spawn([](JoinHandle<int>& h) -> Task<void> { (void)co_await h; }(*owned));
+    co_await yield();
+    owned.reset();
+    a.cancel();
+    CHECK_THROWS_AS(co_await a, TaskCancelled);
+    go.notify_one();
+    for (int i = 0; i < 4; ++i) co_await yield();
+    CHECK(RuntimeContext::current().executor().live_tasks() == 1);
+  }());
+  CHECK(log.count("failed after its joiner was cancelled") == 1);
+}
+
 TEST_CASE("a detached task runs to its end after its handle is gone") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
