@@ -15,7 +15,8 @@
 //
 // Single-shard: a scope and its children live on the shard that made it.
 // Children's results are not kept; a child reports back through what it
-// captures.
+// captures. A task awaiting join() when the scope is destroyed resumes with
+// RuntimeMisuse (the children were cancelled, and their errors are gone).
 #pragma once
 
 #include <veloq/runtime/local_executor.hpp>
@@ -41,6 +42,10 @@ class TaskScope {
       executor_->cancel(c->task_);
     }
     tail_ = nullptr;
+    if (JoinAwaiter* joining = std::exchange(awaiting_, nullptr)) {
+      joining->scope_ = nullptr;
+      joining->joiner_->wake();
+    }
   }
 
   // Starts `task` as a child of this scope. On a cancelled or failed scope
@@ -64,33 +69,35 @@ class TaskScope {
 
   class [[nodiscard("co_await scope.join()")]] JoinAwaiter {
    public:
-    explicit JoinAwaiter(TaskScope& scope) noexcept : scope_(scope) {}
+    explicit JoinAwaiter(TaskScope& scope) noexcept : scope_(&scope) {}
     JoinAwaiter(const JoinAwaiter&) = delete;
     JoinAwaiter& operator=(const JoinAwaiter&) = delete;
     ~JoinAwaiter() {
-      if (scope_.joiner_ == joiner_) scope_.joiner_ = nullptr;  // our task was cancelled while joining
+      if (scope_ != nullptr && scope_->awaiting_ == this) scope_->awaiting_ = nullptr;  // our task was cancelled
     }
-    bool await_ready() const noexcept { return scope_.active_ == 0; }
+    bool await_ready() const noexcept { return scope_->active_ == 0; }
     void await_suspend(std::coroutine_handle<> h) {
       internal::TaskState* me = internal::running_task();
       // The scope wakes one joiner: a second would take the first one's
       // place, and the first would never resume. A child would wait for itself.
-      if (scope_.joiner_ != nullptr)
+      if (scope_->awaiting_ != nullptr)
         throw RuntimeMisuse("veloq: TaskScope::join awaited by a second task while another awaits it");
-      for (Child* c = scope_.head_; c != nullptr; c = c->next_)
+      for (Child* c = scope_->head_; c != nullptr; c = c->next_)
         if (c->task_ == me) throw RuntimeMisuse("veloq: a child of a TaskScope awaited the scope's join");
       joiner_ = me;
       joiner_->resume_point = h;
-      scope_.joiner_ = joiner_;
+      scope_->awaiting_ = this;
     }
     void await_resume() {
-      joiner_ = nullptr;
-      if (scope_.first_error_) std::rethrow_exception(std::exchange(scope_.first_error_, nullptr));
+      if (scope_ == nullptr) throw RuntimeMisuse("veloq: a TaskScope was destroyed while a task awaited its join");
+      if (scope_->awaiting_ == this) scope_->awaiting_ = nullptr;
+      if (scope_->first_error_) std::rethrow_exception(std::exchange(scope_->first_error_, nullptr));
     }
 
    private:
-    TaskScope& scope_;
-    internal::TaskState* joiner_ = nullptr;
+    friend class TaskScope;
+    TaskScope* scope_;                       // null once the scope was destroyed while we waited
+    internal::TaskState* joiner_ = nullptr;  // our task, once suspended
   };
   // Waits for every child; rethrows the first child failure.
   JoinAwaiter join() noexcept { return JoinAwaiter(*this); }
@@ -120,7 +127,8 @@ class TaskScope {
       if (scope_ == nullptr) return;
       (prev_ ? prev_->next_ : scope_->head_) = next_;
       (next_ ? next_->prev_ : scope_->tail_) = prev_;
-      if (--scope_->active_ == 0 && scope_->joiner_ != nullptr) std::exchange(scope_->joiner_, nullptr)->wake();
+      // The joiner stays listed until it resumes: the scope may go first.
+      if (--scope_->active_ == 0 && scope_->awaiting_ != nullptr) scope_->awaiting_->joiner_->wake();
     }
     TaskScope* scope() const noexcept { return scope_; }
 
@@ -153,7 +161,7 @@ class TaskScope {
   Child* head_ = nullptr;
   Child* tail_ = nullptr;
   std::size_t active_ = 0;
-  internal::TaskState* joiner_ = nullptr;
+  JoinAwaiter* awaiting_ = nullptr;  // the join awaited, from suspension until it resumes
   std::exception_ptr first_error_;
   bool cancelled_ = false;
   bool failed_ = false;

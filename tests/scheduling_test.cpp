@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -311,6 +312,26 @@ TEST_CASE("a scope's join awaited by a second task at once, or by one of its chi
     CHECK(scope.active() == 0);
     scope.cancel();  // ends it if it still waits for itself
     CHECK_THROWS_AS(co_await scope.join(), RuntimeMisuse);
+  }());
+}
+
+// Before, the joining task was never resumed (it hung until shutdown, and
+// then its awaiter wrote into the freed scope).
+TEST_CASE("a task awaiting a scope's join when the scope is destroyed resumes with RuntimeMisuse") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Notify never;
+    auto scope = std::make_unique<TaskScope>();
+    scope->spawn([](Notify& n) -> Task<void> { co_await n.wait(); }(never));
+    auto joiner = spawn([](TaskScope& s) -> Task<void> { co_await s.join(); }(*scope));
+    co_await yield();  // the joiner waits for the child
+    scope.reset();     // cancels the child
+    for (int i = 0; i < 4; ++i) co_await yield();
+    CHECK(joiner.done());
+    joiner.cancel();  // ends it if it still waits
+    CHECK_THROWS_WITH_AS(co_await joiner, "veloq: a TaskScope was destroyed while a task awaited its join",
+                         RuntimeMisuse);
+    CHECK(RuntimeContext::current().executor().live_tasks() == 1);
   }());
 }
 
