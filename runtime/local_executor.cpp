@@ -41,7 +41,10 @@ void report_unobserved_failure(const TaskState* task, std::exception_ptr error) 
   report_detached_failure(task, std::move(error));
 }
 
-void request_cancel(TaskState* task) noexcept { task->executor->cancel(task); }
+void request_cancel(TaskState* task) noexcept {
+  // A finished task's executor may be gone (its JoinHandle outlived it).
+  if (!task->done()) task->executor->cancel(task);
+}
 
 }  // namespace internal
 

@@ -246,9 +246,10 @@ inline TaskState* running_task_beside(const TaskState& peer) noexcept { return p
 template <typename T>
 void destroy_typed_state(TaskState* t) noexcept {
   auto* s = static_cast<TypedTaskState<T>*>(t);
-  LocalExecutor* ex = s->executor;
   s->~TypedTaskState<T>();
-  ex->frame_pool().release(s, sizeof(TypedTaskState<T>), alignof(TypedTaskState<T>));
+  // Into the calling thread's pool, not necessarily the task's executor's:
+  // a JoinHandle may outlive its executor (any pool, or the heap, takes any block).
+  FramePool::release_current(s, sizeof(TypedTaskState<T>), alignof(TypedTaskState<T>));
 }
 
 template <typename T>

@@ -289,6 +289,30 @@ TEST_CASE("a task that inherited a dropped JoinHandle and is then cancelled lets
   CHECK(log.count("failed after its joiner was cancelled") == 1);
 }
 
+// A handle may outlive its executor (a result carried out of block_on, a
+// handle declared before the executor). Before, releasing it returned the
+// task's state to the destroyed executor's frame pool, and cancel() called
+// into the destroyed executor: invalid reads and writes that valgrind
+// reports (the sanitizer builds bypass the pool, so ASan does not see them).
+TEST_CASE("JoinHandles that outlive their executor can be taken, cancelled and dropped") {
+  JoinHandle<int> finished, dropped;
+  JoinHandle<void> stopped;
+  {
+    auto ex = std::make_unique<LocalExecutor>();
+    ex->block_on([](JoinHandle<int>& f, JoinHandle<int>& d, JoinHandle<void>& s) -> Task<void> {
+      f = spawn(add(1, 2));
+      d = spawn(add(3, 4));
+      s = spawn([]() -> Task<void> { co_await sleep_for(10s); }());
+      co_await yield();
+    }(finished, dropped, stopped));
+  }
+  CHECK(finished.take_result() == 3);
+  REQUIRE(stopped.done());  // the executor's end cancelled it
+  stopped.cancel();
+  CHECK_THROWS_AS(stopped.take_result(), TaskCancelled);
+  dropped = JoinHandle<int>();
+}
+
 TEST_CASE("a detached task runs to its end after its handle is gone") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
