@@ -215,18 +215,28 @@ void MeshEndpoint::make_room_visible(unsigned from) noexcept {
 
 unsigned MeshEndpoint::drain_inbound(unsigned budget) {
   ShardSignal& sig = *own_signal_;
+  const unsigned words = sig.words();
+  std::uint64_t any = 0;
+  for (unsigned w = 0; w < words; ++w) {
+    if (std::uint64_t sent = sig.take_pending(w)) backlog_[w] |= sent;
+    any |= backlog_[w];
+  }
+  if (any == 0) return 0;  // the idle turn's path: a load per word
+  // Peers are served in shard order from the one after the last served, so a
+  // budget that runs out every turn still reaches each of them in turn: one
+  // pass over the words from next_peer_'s, then the start of its own word.
   unsigned ran = 0;
-  for (unsigned w = 0; w < sig.words(); ++w) {
-    std::uint64_t peers = backlog_[w] | sig.take_pending(w);
-    backlog_[w] = 0;
-    while (peers != 0) {
+  unsigned w = next_peer_ / ShardSignal::bits_per_word;
+  const unsigned first_bit = next_peer_ % ShardSignal::bits_per_word;
+  const std::uint64_t from_next = ~std::uint64_t{0} << first_bit;
+  const unsigned passes = words + (first_bit != 0 ? 1 : 0);
+  for (unsigned step = 0; step < passes && ran < budget; ++step) {
+    std::uint64_t peers = backlog_[w] & (step == 0 ? from_next : step == words ? ~from_next : ~std::uint64_t{0});
+    while (peers != 0 && ran < budget) {
       unsigned bit = static_cast<unsigned>(std::countr_zero(peers));
       unsigned from = w * ShardSignal::bits_per_word + bit;
-      if (ran >= budget) {
-        backlog_[w] |= peers;  // leave the rest for the next turn
-        break;
-      }
       peers &= peers - 1;
+      backlog_[w] &= ~(std::uint64_t{1} << bit);
       SpscRing& ring = mesh_.ring(from, self_);
       delivering_from_ = from;
       MeshMessage batch[64];  // here, not above: an idle turn should not initialize 64 messages
@@ -240,7 +250,9 @@ unsigned MeshEndpoint::drain_inbound(unsigned budget) {
         if (got > 0) make_room_visible(from);
       } while (got == 64 && ran < budget);
       if (ran >= budget && !ring.empty_for_consumer()) backlog_[w] |= std::uint64_t{1} << bit;
+      next_peer_ = from + 1 == shard_count() ? 0 : from + 1;
     }
+    w = w + 1 == words ? 0 : w + 1;
   }
   return ran;
 }

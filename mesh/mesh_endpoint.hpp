@@ -6,7 +6,8 @@
 // dropped; senders that want to bound what they have in flight await
 // `room_for(shard)`. Inbound, it finds the peers that have sent through the
 // shard's pending bits (no scan over every ring) and runs their messages in
-// batches within a budget, so mesh work and local tasks take turns.
+// batches within a budget, so mesh work and local tasks take turns; peers
+// are served round robin, so none waits behind a busier one.
 //
 // Waking a parked receiver: with WakeMethod::msg_ring the endpoint prepares an
 // IORING_OP_MSG_RING SQE on its own shard's ring (see ShardSignal for why no
@@ -174,6 +175,7 @@ class MeshEndpoint {
   std::vector<Outbox> outboxes_;
   std::vector<unsigned> dirty_;
   std::vector<std::uint64_t> backlog_;  // peers whose inbound ring we left non-empty
+  unsigned next_peer_ = 0;              // where the next drain starts serving peers
   MeshStats stats_;
   io::Driver* driver_;
   unsigned delivering_from_ = 0;

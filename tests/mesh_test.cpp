@@ -3,6 +3,7 @@
 #include "log_capture.hpp"
 
 #include <veloq/buffers/buffer_pool.hpp>
+#include <veloq/mesh/mesh_endpoint.hpp>
 #include <veloq/mesh/sharded.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/notify.hpp>
@@ -10,6 +11,7 @@
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -262,6 +264,47 @@ TEST_CASE("pipelined submit_to calls complete and map_reduce folds every shard")
     unsigned total = co_await map_reduce([] { return shard_id() + 1; }, 0u, [](unsigned a, unsigned b) { return a + b; });
     CHECK(total == 6u);
   });
+}
+
+namespace {
+// A message that appends its sender to a log on the receiving side.
+struct Arrival {
+  std::vector<unsigned>* log;
+  unsigned from;
+};
+void log_arrival(mesh::MeshMessage& m, mesh::Delivery how) {
+  if (how == mesh::Delivery::run) m.get<Arrival>().log->push_back(m.get<Arrival>().from);
+}
+}  // namespace
+
+// A receiver whose drain budget runs out every turn must still serve every
+// sender. Before, each drain started again from the lowest shard id, so while
+// shard 1's ring held messages, shard 2's waited: the first 40 messages
+// drained were all shard 1's. (Endpoints driven by hand on one thread, so the
+// order is exact.)
+TEST_CASE("a receiver that cannot keep up serves its senders in turn, not lowest shard first") {
+  mesh::Mesh topology(4, 4096);
+  for (unsigned s = 0; s < 4; ++s) topology.create_inbound_rings(s);
+  mesh::MeshConfig config;
+  std::vector<std::unique_ptr<mesh::MeshEndpoint>> endpoints;
+  for (unsigned s = 0; s < 4; ++s) endpoints.push_back(std::make_unique<mesh::MeshEndpoint>(topology, s, config));
+  std::vector<unsigned> log;
+  for (unsigned from = 1; from < 4; ++from) {
+    for (int i = 0; i < 200; ++i)
+      endpoints[from]->send(0, mesh::MeshMessage::make(&log_arrival, Arrival{&log, from}));
+    endpoints[from]->flush_outbound();
+  }
+  // Drains of 10, as a shard with mesh_budget 10 makes one per loop turn.
+  while (endpoints[0]->drain_inbound(10) > 0) {
+  }
+  REQUIRE(log.size() == 600);
+  std::array<unsigned, 4> in_first_60{};
+  for (std::size_t i = 0; i < 60; ++i) ++in_first_60[log[i]];
+  MESSAGE("of the first 60 messages drained: ", in_first_60[1], " from shard 1, ", in_first_60[2],
+          " from shard 2, ", in_first_60[3], " from shard 3");
+  CHECK(in_first_60[1] == 20);
+  CHECK(in_first_60[2] == 20);
+  CHECK(in_first_60[3] == 20);
 }
 
 TEST_CASE("a sender can wait for room toward a shard instead of staging without bound") {
