@@ -2,6 +2,7 @@
 #include <veloq/runtime/errors.hpp>
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 namespace veloq::internal {
@@ -9,7 +10,8 @@ namespace veloq::internal {
 ClassScheduler::ClassScheduler() { add("default", default_shares); }
 
 TaskClass ClassScheduler::add(std::string name, unsigned shares) {
-  if (shares == 0) throw RuntimeMisuse("veloq: task class '" + name + "' needs at least one share");
+  if (shares == 0 || shares > max_shares)
+    throw RuntimeMisuse("veloq: task class '" + name + "' needs from 1 to " + std::to_string(max_shares) + " shares");
   if (find(name)) throw RuntimeMisuse("veloq: task class '" + name + "' already exists on this shard");
   if (count_ == max_classes) throw RuntimeMisuse("veloq: a shard has at most 32 task classes");
   Entry& e = classes_[count_];
@@ -21,8 +23,9 @@ TaskClass ClassScheduler::add(std::string name, unsigned shares) {
 }
 
 void ClassScheduler::set_shares(TaskClass c, unsigned shares) {
-  if (shares == 0 || c.inherits() || c.index() >= count_)
-    throw RuntimeMisuse("veloq: set_shares needs a class of this shard and at least one share");
+  if (shares == 0 || shares > max_shares || c.inherits() || c.index() >= count_)
+    throw RuntimeMisuse("veloq: set_shares needs a class of this shard and from 1 to " + std::to_string(max_shares) +
+                        " shares");
   classes_[c.index()].weight_q16 = weight_for(shares);
   classes_[c.index()].stats.shares = shares;
 }

@@ -30,6 +30,9 @@ class ClassScheduler {
  public:
   static constexpr unsigned max_classes = 32;
   static constexpr unsigned default_shares = 100;
+  // More shares would make a class's weight round to 0 (or lose all
+  // precision), and a class charged nothing would take the shard over.
+  static constexpr unsigned max_shares = 1'000'000;
   static constexpr std::uint64_t weight_for(unsigned shares) noexcept { return (std::uint64_t{1024} << 16) / shares; }
 
   struct Entry {
@@ -45,8 +48,8 @@ class ClassScheduler {
 
   ClassScheduler();
 
-  // Adds a class; throws RuntimeMisuse for a duplicate name, zero shares or
-  // more than max_classes classes.
+  // Adds a class; throws RuntimeMisuse for a duplicate name, shares outside
+  // 1..max_shares or more than max_classes classes.
   TaskClass add(std::string name, unsigned shares);
   void set_shares(TaskClass c, unsigned shares);
   std::optional<TaskClass> find(std::string_view name) const noexcept;

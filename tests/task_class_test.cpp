@@ -143,6 +143,11 @@ TEST_CASE("a spawned task joins its spawner's class unless given one, and unknow
     CHECK(extra.index() == 2);
     CHECK_THROWS_AS(create_task_class("extra", 10), RuntimeMisuse);
     CHECK_THROWS_AS(create_task_class("none", 0), RuntimeMisuse);
+    // Before, 2^26 + 1 shares gave the class a weight of 0: never charged,
+    // it would have taken the shard over.
+    CHECK_THROWS_AS(create_task_class("too-many", (1u << 26) + 1), RuntimeMisuse);
+    CHECK_THROWS_AS(RuntimeContext::current().executor().set_task_class_shares(extra, (1u << 26) + 1), RuntimeMisuse);
+    CHECK_NOTHROW(RuntimeContext::current().executor().set_task_class_shares(extra, 1'000'000));
   });
 }
 
