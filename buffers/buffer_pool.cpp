@@ -38,7 +38,7 @@ class PoolCore {
     // Free indices; the most recently returned is reused first, warm in cache.
     // Reserved to `count` up front, so returning a buffer never allocates.
     std::vector<std::uint32_t> free;
-    veloq::internal::WaitList waiters;
+    veloq::internal::WaitList waiters{"buffer pool"};
   };
 
   PoolCore(io::Driver& driver, unsigned shard_id, const BufferPoolConfig& config);

@@ -128,7 +128,7 @@ class ProvidedRingCore {
   RefillHook* hooks_head_ = nullptr;
   RefillHook* hooks_tail_ = nullptr;
   std::size_t hooks_ = 0;
-  veloq::internal::WaitList task_waiters_;
+  veloq::internal::WaitList task_waiters_{"provided-buffer ring"};
 };
 
 }  // namespace internal

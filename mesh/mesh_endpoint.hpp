@@ -150,7 +150,7 @@ class MeshEndpoint {
     std::vector<MeshMessage> messages;
     std::size_t head = 0;  // messages[head..] are still staged
     bool dirty = false;    // listed in dirty_
-    internal::WaitList room_waiters;
+    internal::WaitList room_waiters{"mesh endpoint"};
     std::size_t staged() const noexcept { return messages.size() - head; }
   };
 

@@ -65,8 +65,8 @@ class Channel {
   std::size_t capacity_;
   std::deque<T> items_;
   bool closed_ = false;
-  Notify not_empty_;
-  Notify not_full_;
+  Notify not_empty_{"channel"};
+  Notify not_full_{"channel"};
 };
 
 }  // namespace veloq

@@ -69,7 +69,7 @@ class Gate {
  private:
   std::size_t holders_ = 0;
   bool closed_ = false;
-  internal::WaitList drain_waiters_;
+  internal::WaitList drain_waiters_{"gate"};
 };
 
 }  // namespace veloq

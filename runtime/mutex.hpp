@@ -40,7 +40,7 @@ class Mutex {
   bool locked() const noexcept { return units_.available() == 0; }
 
  private:
-  Semaphore units_{1};
+  Semaphore units_{1, "mutex"};
 };
 
 }  // namespace veloq

@@ -33,6 +33,8 @@ class ListAwaiter : public Waiter {
 
 class Notify {
  public:
+  Notify() noexcept : Notify("notify") {}
+
   class [[nodiscard("co_await notify.wait()")]] Wait : public internal::Waiter {
    public:
     Wait(Notify& notify, bool ready) noexcept : notify_(notify), ready_(ready) {}
@@ -74,6 +76,11 @@ class Notify {
   Wait wait() noexcept { return Wait(*this, std::exchange(permit_, false)); }
 
  private:
+  template <typename T>
+  friend class Channel;
+  // A notify its errors call `name` (a string literal), for Channel.
+  explicit Notify(const char* name) noexcept : waiters_(name), chosen_(name) {}
+
   internal::WaitList waiters_;
   internal::WaitList chosen_;  // woken by notify_one(), not yet resumed
   bool permit_ = false;
@@ -92,7 +99,7 @@ class Event {
   }
 
  private:
-  internal::WaitList waiters_;
+  internal::WaitList waiters_{"event"};
   bool set_ = false;
 };
 

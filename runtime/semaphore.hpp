@@ -20,7 +20,7 @@ namespace veloq {
 
 class Semaphore {
  public:
-  explicit Semaphore(std::size_t units) noexcept : units_(units) {}
+  explicit Semaphore(std::size_t units) noexcept : Semaphore(units, "semaphore") {}
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
 
@@ -93,6 +93,10 @@ class Semaphore {
   }
 
  private:
+  friend class Mutex;
+  // A semaphore its errors call `name` (a string literal), for Mutex.
+  Semaphore(std::size_t units, const char* name) noexcept : units_(units), waiters_(name), granted_(name) {}
+
   // Grants waiters in arrival order while the first one's request fits.
   void serve() noexcept {
     while (!waiters_.empty()) {

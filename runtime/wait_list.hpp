@@ -36,7 +36,9 @@ class Waiter {
 
 class WaitList {
  public:
-  WaitList() = default;
+  // `owner` names what the list belongs to ("semaphore"), for errors that
+  // speak of it; a string literal, it is kept by pointer.
+  explicit WaitList(const char* owner) noexcept : owner_(owner) {}
   WaitList(const WaitList&) = delete;
   WaitList& operator=(const WaitList&) = delete;
   ~WaitList() {
@@ -88,6 +90,7 @@ class WaitList {
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
   std::size_t size_ = 0;
+  const char* owner_;
 };
 
 void Waiter::unlink() noexcept {
