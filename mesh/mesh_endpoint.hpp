@@ -4,7 +4,8 @@
 // touched once per batch rather than once per message. A full ring is
 // back-pressure: messages wait in the staging buffer, in order, and are never
 // dropped; senders that want to bound what they have in flight await
-// `room_for(shard)`. Inbound, it finds the peers that have sent through the
+// `room_for(shard)` (which throws ClosedError if the endpoint is destroyed
+// while they wait). Inbound, it finds the peers that have sent through the
 // shard's pending bits (no scan over every ring) and runs their messages in
 // batches within a budget, so mesh work and local tasks take turns; peers
 // are served round robin, so none waits behind a busier one.
@@ -119,7 +120,7 @@ class MeshEndpoint {
     RoomAwaiter(MeshEndpoint& endpoint, unsigned to) noexcept : endpoint_(endpoint), to_(to) {}
     bool await_ready() const noexcept;
     void await_suspend(std::coroutine_handle<> h) noexcept;
-    void await_resume() const noexcept {}
+    void await_resume() const { waiter_.throw_if_orphaned(); }
 
    private:
     MeshEndpoint& endpoint_;

@@ -1,7 +1,8 @@
 // Channel<T>: a bounded queue between tasks of one shard. send() waits while
 // the channel is full (back-pressure, nothing is dropped); recv() waits while
 // it is empty and returns nullopt once the channel is closed and drained.
-// Sending on a closed channel throws ClosedError.
+// Sending on a closed channel throws ClosedError, and so does a send() or
+// recv() waiting on a channel that is destroyed.
 //
 //   veloq::Channel<Request> queue(128);
 //   co_await queue.send(request);               // producer

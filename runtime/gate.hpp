@@ -1,7 +1,8 @@
 // Gate: the basis of graceful shutdown. Work enters the gate (holding a
 // Gate::Holder while it runs); close() stops new work from entering at once
 // (enter() then throws ClosedError), and awaiting what it returns waits until
-// every holder has left.
+// every holder has left. A gate destroyed while a task awaits close() fails
+// that task with ClosedError; it must outlive its holders, which leave it.
 //
 //   veloq::Gate gate;
 //   auto holder = gate.enter();     // in each request handler
@@ -49,7 +50,7 @@ class Gate {
     void await_suspend(std::coroutine_handle<> h) noexcept {
       gate_.drain_waiters_.push_back(waiter_, internal::running_task(), h);
     }
-    void await_resume() const noexcept {}
+    void await_resume() const { waiter_.throw_if_orphaned(); }
 
    private:
     Gate& gate_;

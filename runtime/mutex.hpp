@@ -1,7 +1,8 @@
 // Mutex: mutual exclusion between tasks of one shard, for critical sections
 // that suspend (a plain section without co_await needs no lock at all on a
 // shard). lock() hands back a guard that unlocks when it goes out of scope;
-// waiters get the lock in arrival order.
+// waiters get the lock in arrival order. A mutex destroyed while tasks wait
+// in lock() fails them with ClosedError.
 //
 //   auto guard = co_await mutex.lock();
 //   co_await write_both_files();

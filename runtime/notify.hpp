@@ -7,6 +7,10 @@
 //
 // Event: a flag tasks can wait for; set() releases every waiter and all later
 // waits until reset().
+//
+// Destroying either while tasks wait on it fails them with ClosedError rather
+// than leave them waiting for good; a waiter notify_one() already chose, not
+// yet resumed, wakes normally.
 #pragma once
 
 #include <veloq/runtime/local_executor.hpp>
@@ -23,7 +27,7 @@ class ListAwaiter : public Waiter {
   ListAwaiter(WaitList& list, bool ready) noexcept : list_(list), ready_(ready) {}
   bool await_ready() const noexcept { return ready_; }
   void await_suspend(std::coroutine_handle<> h) noexcept { list_.push_back(*this, running_task(), h); }
-  void await_resume() const noexcept {}
+  void await_resume() const { throw_if_orphaned(); }
 
  private:
   WaitList& list_;
@@ -51,7 +55,10 @@ class Notify {
     void await_suspend(std::coroutine_handle<> h) noexcept {
       notify_.waiters_.push_back(*this, internal::running_task(), h);
     }
-    void await_resume() noexcept { unlink(); }
+    void await_resume() {
+      throw_if_orphaned();
+      unlink();
+    }
 
    private:
     friend class Notify;

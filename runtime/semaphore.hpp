@@ -1,7 +1,9 @@
 // Semaphore: counts units of a resource on one shard (no atomics). Waiters are
 // served first come, first served, so a large request is not starved by a
 // stream of small ones. close() fails every waiter and future acquire with
-// ClosedError (used to shut a service down).
+// ClosedError (used to shut a service down). Destroying the semaphore fails
+// its waiters with ClosedError too, rather than leave them waiting for good;
+// a waiter already granted its units, not yet resumed, keeps them.
 //
 //   veloq::Semaphore slots(64);
 //   co_await slots.acquire();   // wait for a unit
@@ -60,6 +62,7 @@ class Semaphore {
       sem_.waiters_.push_back(*this, internal::running_task(), h);
     }
     void await_resume() {
+      throw_if_orphaned();
       unlink();  // the units, if granted, are the caller's now
       // A granted waiter does not look at the semaphore: it may be gone.
       if (failed_ || (!woken && sem_.closed_)) {

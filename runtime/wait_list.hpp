@@ -2,6 +2,12 @@
 // mutex, gate, channel), in arrival order. Each Waiter lives in the awaiting
 // coroutine's frame and unlinks itself if that frame is destroyed while it
 // waits, so cancelling a waiting task never leaves a dangling entry.
+//
+// A list destroyed while tasks still wait in it (its primitive was destroyed
+// under them) wakes each of them, its Waiter marked orphaned, rather than
+// leave them suspended until the shard shuts down: the awaiter's
+// await_resume calls throw_if_orphaned() before anything else, which throws
+// ClosedError naming the primitive, and so never touches the freed primitive.
 #pragma once
 
 #include <veloq/runtime/task_state.hpp>
@@ -25,13 +31,23 @@ class Waiter {
   bool woken = false;
   inline void unlink() noexcept;
 
+  // Throws ClosedError if the list this waiter waited in was destroyed while
+  // it waited. Awaiters call it first thing in await_resume: if it throws,
+  // their primitive is gone and must not be looked at.
+  void throw_if_orphaned() const {
+    if (orphaned_by_ != nullptr) [[unlikely]] throw_orphaned(orphaned_by_);
+  }
+
  private:
   friend class WaitList;
+  [[noreturn]] static void throw_orphaned(const char* owner);
+
   Waiter* prev_ = nullptr;
   Waiter* next_ = nullptr;
   WaitList* list_ = nullptr;
   TaskState* task_ = nullptr;
   std::coroutine_handle<> resume_at_;
+  const char* orphaned_by_ = nullptr;  // the destroyed list's owner, once orphaned
 };
 
 class WaitList {
@@ -41,8 +57,16 @@ class WaitList {
   explicit WaitList(const char* owner) noexcept : owner_(owner) {}
   WaitList(const WaitList&) = delete;
   WaitList& operator=(const WaitList&) = delete;
+  // Wakes every task still waiting, orphaned (see the top of the file).
+  // Entries added with keep() have no task: they were woken already, and
+  // are only unlinked, so that they know not to call back.
   ~WaitList() {
-    while (head_) head_->unlink();
+    while (Waiter* w = head_) {
+      w->unlink();
+      if (w->task_ == nullptr) continue;
+      w->orphaned_by_ = owner_;
+      w->task_->wake_at(w->resume_at_);
+    }
   }
 
   bool empty() const noexcept { return head_ == nullptr; }
