@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace veloq;
@@ -396,5 +397,132 @@ TEST_CASE("yield lets the other ready tasks run first") {
     order.push_back(2);
     co_await h;
     CHECK(order == std::vector<int>{1, 2});
+  }());
+}
+
+namespace {
+// Waits for `waiter`, bounded: the shard runs a few turns, then the waiter
+// must have finished (a waiter left hanging fails here instead of hanging the
+// test) with ClosedError saying `message`. Then the shard must still run a
+// task spawned afresh.
+Task<void> expect_closed(JoinHandle<void>& waiter, std::string message) {
+  co_await settle();
+  REQUIRE(waiter.done());
+  CHECK_THROWS_WITH_AS(co_await waiter, message.c_str(), ClosedError);
+  auto later = spawn([]() -> Task<int> {
+    co_await yield();
+    co_return 7;
+  }());
+  CHECK(co_await later == 7);
+}
+
+// Holds a guard or holder that is never destroyed: these tests destroy the
+// primitive while it is held, and unlocking or leaving a destroyed primitive
+// is a misuse of its own, not the one under test.
+template <typename T>
+union Abandoned {
+  explicit Abandoned(T&& held) : value(std::move(held)) {}
+  ~Abandoned() {}
+  T value;
+};
+
+Task<void> acquire_one(Semaphore& s, bool& got) {
+  co_await s.acquire();
+  got = true;
+}
+}  // namespace
+
+TEST_CASE("a semaphore destroyed with its owning task fails its waiter with ClosedError; one it granted keeps its unit") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    JoinHandle<void> granted, refused;
+    bool got_granted = false, got_refused = false;
+    co_await spawn([](JoinHandle<void>& granted, JoinHandle<void>& refused, bool& got_granted,
+                      bool& got_refused) -> Task<void> {
+      Semaphore sem(0);
+      granted = spawn(acquire_one(sem, got_granted));
+      refused = spawn(acquire_one(sem, got_refused));
+      co_await yield();
+      REQUIRE(sem.waiters() == 2);
+      sem.release(1);  // grants the first waiter, which has not resumed when `sem` goes
+    }(granted, refused, got_granted, got_refused));
+    co_await expect_closed(refused, "veloq: semaphore destroyed while a task waited on it");
+    CHECK_FALSE(got_refused);
+    co_await granted;
+    CHECK(got_granted);
+  }());
+}
+
+TEST_CASE("a mutex destroyed while a task waits to lock it fails that task with ClosedError") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto mutex = std::make_unique<Mutex>();
+    Abandoned<Mutex::Guard> held(std::move(*mutex->try_lock()));
+    auto waiter = spawn([](Mutex& m) -> Task<void> { auto guard = co_await m.lock(); }(*mutex));
+    co_await yield();
+    REQUIRE_FALSE(waiter.done());
+    mutex.reset();
+    co_await expect_closed(waiter, "veloq: mutex destroyed while a task waited on it");
+  }());
+}
+
+TEST_CASE("a notify destroyed while tasks wait fails them with ClosedError; the one notify_one chose still wakes") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto notify = std::make_unique<Notify>();
+    int woken = 0;
+    auto chosen = spawn(count_wakeup(*notify, woken));
+    auto refused = spawn(count_wakeup(*notify, woken));
+    co_await yield();
+    REQUIRE(notify->waiters() == 2);
+    notify->notify_one();  // chooses the first, which has not resumed when the notify goes
+    notify.reset();
+    co_await expect_closed(refused, "veloq: notify destroyed while a task waited on it");
+    co_await chosen;
+    CHECK(woken == 1);
+  }());
+}
+
+TEST_CASE("an event destroyed while a task waits for it fails that task with ClosedError") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto event = std::make_unique<Event>();
+    auto waiter = spawn([](Event& e) -> Task<void> { co_await e.wait(); }(*event));
+    co_await yield();
+    REQUIRE_FALSE(waiter.done());
+    event.reset();
+    co_await expect_closed(waiter, "veloq: event destroyed while a task waited on it");
+  }());
+}
+
+TEST_CASE("a channel destroyed while a sender waits for room or a receiver for an item fails them with ClosedError") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto full = std::make_unique<Channel<int>>(1);
+    int first = 1;
+    REQUIRE(full->try_send(first));
+    auto sender = spawn([](Channel<int>& c) -> Task<void> { co_await c.send(2); }(*full));
+    auto empty = std::make_unique<Channel<int>>(1);
+    auto receiver = spawn([](Channel<int>& c) -> Task<void> { (void)co_await c.recv(); }(*empty));
+    co_await yield();
+    REQUIRE_FALSE(sender.done());
+    REQUIRE_FALSE(receiver.done());
+    full.reset();
+    empty.reset();
+    co_await expect_closed(sender, "veloq: channel destroyed while a task waited on it");
+    co_await expect_closed(receiver, "veloq: channel destroyed while a task waited on it");
+  }());
+}
+
+TEST_CASE("a gate destroyed while a task awaits close() fails that task with ClosedError") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto gate = std::make_unique<Gate>();
+    Abandoned<Gate::Holder> holder(gate->enter());
+    auto closer = spawn([](Gate& g) -> Task<void> { co_await g.close(); }(*gate));
+    co_await yield();
+    REQUIRE_FALSE(closer.done());
+    gate.reset();
+    co_await expect_closed(closer, "veloq: gate destroyed while a task waited on it");
   }());
 }
