@@ -526,3 +526,44 @@ TEST_CASE("a gate destroyed while a task awaits close() fails that task with Clo
     co_await expect_closed(closer, "veloq: gate destroyed while a task waited on it");
   }());
 }
+
+// The ASan build checks this one for leaks and use-after-free. The executor
+// destroys its newest task first, so the task that owns the primitives goes
+// before the tasks waiting on them: their wake-ups arrive while the executor
+// tears its tasks down, and must neither run them nor leave them behind.
+TEST_CASE("primitives destroyed while the shard shuts down, with tasks waiting on them, leak nothing") {
+  struct Primitives {
+    Semaphore sem{0};
+    Notify notify;
+    Event event;
+    Channel<int> channel{1};
+  };
+  auto alive = std::make_shared<int>(0);
+  bool resumed = false;
+  {
+    LocalExecutor ex;
+    ex.block_on([](std::shared_ptr<int> keep, bool& resumed) -> Task<void> {
+      auto primitives = std::make_unique<Primitives>();
+      Primitives& p = *primitives;
+      auto waiter = [](std::shared_ptr<int> k, bool& r, Task<void> wait) -> Task<void> {
+        co_await std::move(wait);
+        r = true;
+        (void)k;
+      };
+      spawn(waiter(keep, resumed, [](Semaphore& s) -> Task<void> { co_await s.acquire(); }(p.sem))).detach();
+      spawn(waiter(keep, resumed, [](Notify& n) -> Task<void> { co_await n.wait(); }(p.notify))).detach();
+      spawn(waiter(keep, resumed, [](Event& e) -> Task<void> { co_await e.wait(); }(p.event))).detach();
+      spawn(waiter(keep, resumed, [](Channel<int>& c) -> Task<void> { (void)co_await c.recv(); }(p.channel))).detach();
+      spawn([](std::unique_ptr<Primitives> owned, std::shared_ptr<int> k) -> Task<void> {
+        co_await sleep_for(1h);
+        (void)owned;
+        (void)k;
+      }(std::move(primitives), keep)).detach();
+      co_await settle();
+    }(alive, resumed));
+    CHECK(ex.live_tasks() == 5);
+    CHECK(alive.use_count() == 6);
+  }
+  CHECK(alive.use_count() == 1);
+  CHECK_FALSE(resumed);
+}
