@@ -326,6 +326,28 @@ TEST_CASE("a sender can wait for room toward a shard instead of staging without 
   CHECK(received == 20000);
 }
 
+// An endpoint of its own, on a mesh of its own: the executor's endpoint
+// lives as long as the executor, so none of its waiters can outlive it.
+TEST_CASE("a task waiting for room toward a shard resumes with ClosedError when the endpoint is destroyed") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    mesh::Mesh own_mesh(2, 16);
+    mesh::MeshConfig config;
+    config.room_limit = 1;
+    auto endpoint = std::make_unique<mesh::MeshEndpoint>(own_mesh, 0, config);
+    // Staged, not pushed (the batch is not full): the room limit of 1 is reached.
+    endpoint->send(1, mesh::MeshMessage::make(+[](mesh::MeshMessage&, mesh::Delivery) {}, 0));
+    auto waiter = spawn([](mesh::MeshEndpoint& e) -> Task<void> { co_await e.room_for(1); }(*endpoint));
+    for (int i = 0; i < 4; ++i) co_await yield();
+    REQUIRE_FALSE(waiter.done());
+    endpoint.reset();
+    for (int i = 0; i < 4; ++i) co_await yield();
+    REQUIRE(waiter.done());  // a waiter left hanging fails here instead of hanging the test
+    CHECK_THROWS_WITH_AS(co_await waiter, "veloq: mesh endpoint destroyed while a task waited on it", ClosedError);
+    CHECK(co_await spawn([]() -> Task<int> { co_return 7; }()) == 7);  // the shard runs on
+  }());
+}
+
 namespace {
 // Runs `rt.run(entry)` with a watchdog that stops the runtime after 10 s, so
 // a shard that stops serving fails the test instead of hanging it.
