@@ -2,7 +2,8 @@
 // Gate::Holder while it runs); close() stops new work from entering at once
 // (enter() then throws ClosedError), and awaiting what it returns waits until
 // every holder has left. A gate destroyed while a task awaits close() fails
-// that task with ClosedError; it must outlive its holders, which leave it.
+// that task with ClosedError. Holders, though, must leave before the gate is
+// destroyed: leaving writes to it.
 //
 //   veloq::Gate gate;
 //   auto holder = gate.enter();     // in each request handler
