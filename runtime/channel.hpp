@@ -1,8 +1,10 @@
 // Channel<T>: a bounded queue between tasks of one shard. send() waits while
 // the channel is full (back-pressure, nothing is dropped); recv() waits while
 // it is empty and returns nullopt once the channel is closed and drained.
-// Sending on a closed channel throws ClosedError, and so does a send() or
-// recv() waiting on a channel that is destroyed.
+// Senders get free slots in the order they started waiting: a slot freed for
+// a waiting sender is its own, and neither a try_send() nor a later send()
+// can take it first. Sending on a closed channel throws ClosedError, and so
+// does a send() or recv() waiting on a channel that is destroyed.
 //
 //   veloq::Channel<Request> queue(128);
 //   co_await queue.send(request);               // producer
@@ -11,6 +13,7 @@
 
 #include <veloq/runtime/errors.hpp>
 #include <veloq/runtime/notify.hpp>
+#include <veloq/runtime/semaphore.hpp>
 
 #include <cstddef>
 #include <deque>
@@ -21,7 +24,7 @@ namespace veloq {
 template <typename T>
 class Channel {
  public:
-  explicit Channel(std::size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+  explicit Channel(std::size_t capacity) : capacity_(capacity == 0 ? 1 : capacity), room_(capacity_, "channel") {}
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -29,24 +32,29 @@ class Channel {
   std::size_t capacity() const noexcept { return capacity_; }
   bool closed() const noexcept { return closed_; }
 
+  // False when the channel is full, or a waiting sender has the free slot.
   bool try_send(T& value) {
-    if (closed_) throw ClosedError("veloq: send on a closed channel");
-    if (items_.size() >= capacity_) return false;
-    items_.push_back(std::move(value));
-    not_empty_.notify_one();
+    if (closed_) throw ClosedError("veloq: channel closed");
+    if (!room_.try_acquire()) return false;
+    push(value);
     return true;
   }
 
   Task<void> send(T value) {
-    while (!closed_ && items_.size() >= capacity_) co_await not_full_.wait();
-    if (!try_send(value)) throw ClosedError("veloq: send on a closed channel");
+    if (closed_) throw ClosedError("veloq: channel closed");
+    co_await room_.acquire();  // a slot, in arrival order; ClosedError once closed
+    if (closed_) {             // closed after the slot was ours
+      room_.release();
+      throw ClosedError("veloq: channel closed");
+    }
+    push(value);
   }
 
   std::optional<T> try_recv() {
     if (items_.empty()) return std::nullopt;
     std::optional<T> v(std::move(items_.front()));
     items_.pop_front();
-    not_full_.notify_one();
+    room_.release();
     return v;
   }
 
@@ -59,15 +67,26 @@ class Channel {
   void close() noexcept {
     closed_ = true;
     not_empty_.notify_all();
-    not_full_.notify_all();
+    room_.close();
   }
 
  private:
+  // Queues `value` into the slot the caller holds.
+  void push(T& value) {
+    try {
+      items_.push_back(std::move(value));
+    } catch (...) {
+      room_.release();
+      throw;
+    }
+    not_empty_.notify_one();
+  }
+
   std::size_t capacity_;
   std::deque<T> items_;
   bool closed_ = false;
   Notify not_empty_{"channel"};
-  Notify not_full_{"channel"};
+  Semaphore room_;  // free slots: capacity minus queued items and slots held by senders
 };
 
 }  // namespace veloq

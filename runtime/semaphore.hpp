@@ -17,6 +17,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <string>
 
 namespace veloq {
 
@@ -64,18 +65,17 @@ class Semaphore {
     void await_resume() {
       throw_if_orphaned();
       unlink();  // the units, if granted, are the caller's now
-      // A granted waiter does not look at the semaphore: it may be gone.
-      if (failed_ || (!woken && sem_.closed_)) {
-        failed_ = true;
-        throw ClosedError("veloq: semaphore closed");
-      }
+      // A waiter woken (granted, or failed by close()) does not look at the
+      // semaphore: it may be gone. One that never waited found it closed.
+      if (closed_by_ == nullptr && !woken && sem_.closed_) closed_by_ = sem_.waiters_.owner();
+      if (closed_by_ != nullptr) throw ClosedError(std::string("veloq: ") + closed_by_ + " closed");
     }
 
    private:
     friend class Semaphore;
     Semaphore& sem_;
     std::size_t n_;
-    bool failed_ = false;
+    const char* closed_by_ = nullptr;  // failed by close(): what the error names
   };
 
   // Waits until `n` units are available and takes them.
@@ -90,14 +90,16 @@ class Semaphore {
   void close() noexcept {
     closed_ = true;
     while (!waiters_.empty()) {
-      static_cast<Acquire*>(waiters_.front())->failed_ = true;
+      static_cast<Acquire*>(waiters_.front())->closed_by_ = waiters_.owner();
       waiters_.wake_front();
     }
   }
 
  private:
   friend class Mutex;
-  // A semaphore its errors call `name` (a string literal), for Mutex.
+  template <typename T>
+  friend class Channel;
+  // A semaphore its errors call `name` (a string literal), for Mutex and Channel.
   Semaphore(std::size_t units, const char* name) noexcept : units_(units), waiters_(name), granted_(name) {}
 
   // Grants waiters in arrival order while the first one's request fits.

@@ -70,6 +70,8 @@ class WaitList {
   }
 
   bool empty() const noexcept { return head_ == nullptr; }
+  // What the list belongs to, as its errors name it ("semaphore", "channel").
+  const char* owner() const noexcept { return owner_; }
   std::size_t size() const noexcept { return size_; }
   Waiter* front() const noexcept { return head_; }
 

@@ -240,6 +240,34 @@ TEST_CASE("a channel item or free slot is not stranded when the task it woke is 
   }());
 }
 
+// Before, a slot freed for a waiting sender went to whoever sent next: the
+// try_send below took it, and the woken sender went back to waiting behind
+// it (with a stream of new senders, for good).
+TEST_CASE("a channel slot freed for a waiting sender is that sender's; closing fails senders still waiting") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Channel<int> ch(1);
+    int first = 1;
+    REQUIRE(ch.try_send(first));
+    auto waiting = spawn([](Channel<int>& c) -> Task<void> { co_await c.send(2); }(ch));
+    co_await yield();  // `waiting` waits for room
+    CHECK(ch.try_recv() == std::optional<int>(1));
+    int barging = 3;
+    CHECK_FALSE(ch.try_send(barging));  // the slot is the waiting sender's
+    co_await waiting;
+    CHECK(ch.try_recv() == std::optional<int>(2));
+    CHECK(ch.size() == 0);
+
+    REQUIRE(ch.try_send(first));
+    auto refused = spawn([](Channel<int>& c) -> Task<void> { co_await c.send(4); }(ch));
+    co_await yield();
+    ch.close();
+    CHECK_THROWS_WITH_AS(co_await refused, "veloq: channel closed", ClosedError);
+    CHECK(ch.try_recv() == std::optional<int>(1));  // what was queued still drains
+    CHECK(ch.try_recv() == std::nullopt);
+  }());
+}
+
 TEST_CASE("a mutex keeps a suspending critical section exclusive") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
