@@ -2,8 +2,8 @@
 // Gate::Holder while it runs); close() stops new work from entering at once
 // (enter() then throws ClosedError), and awaiting what it returns waits until
 // every holder has left. A gate destroyed while a task awaits close() fails
-// that task with ClosedError. Holders, though, must leave before the gate is
-// destroyed: leaving writes to it.
+// that task with ClosedError; holders still inside then leave nothing behind
+// (the gate lists them, and forgets them as it goes).
 //
 //   veloq::Gate gate;
 //   auto holder = gate.enter();     // in each request handler
@@ -25,21 +25,41 @@ class Gate {
  public:
   class Holder {
    public:
-    explicit Holder(Gate* g) noexcept : gate_(g) {}
-    Holder(Holder&& other) noexcept : gate_(std::exchange(other.gate_, nullptr)) {}
+    Holder(Holder&& other) noexcept : gate_(std::exchange(other.gate_, nullptr)), prev_(other.prev_), next_(other.next_) {
+      if (gate_ == nullptr) return;
+      (prev_ ? prev_->next_ : gate_->head_) = this;
+      if (next_) next_->prev_ = this;
+    }
     Holder& operator=(Holder&&) = delete;
     ~Holder() {
-      if (gate_ && --gate_->holders_ == 0 && gate_->closed_) gate_->drain_waiters_.wake_all();
+      if (gate_ == nullptr) return;
+      (prev_ ? prev_->next_ : gate_->head_) = next_;
+      if (next_) next_->prev_ = prev_;
+      if (--gate_->holders_ == 0 && gate_->closed_) gate_->drain_waiters_.wake_all();
     }
 
    private:
-    Gate* gate_;
+    friend class Gate;
+    explicit Holder(Gate* g) noexcept : gate_(g), next_(g->head_) {
+      if (next_) next_->prev_ = this;
+      g->head_ = this;
+      ++g->holders_;
+    }
+    Gate* gate_;  // null once moved from, or once the gate is gone
+    Holder* prev_ = nullptr;
+    Holder* next_ = nullptr;
   };
+
+  Gate() = default;
+  Gate(const Gate&) = delete;
+  Gate& operator=(const Gate&) = delete;
+  ~Gate() {
+    for (Holder* h = head_; h != nullptr; h = h->next_) h->gate_ = nullptr;
+  }
 
   // Enters the gate; throws ClosedError once close() has been called.
   [[nodiscard("the holder keeps the gate open while it lives")]] Holder enter() {
     if (closed_) throw ClosedError("veloq: gate is closed");
-    ++holders_;
     return Holder(this);
   }
 
@@ -70,6 +90,7 @@ class Gate {
 
  private:
   std::size_t holders_ = 0;
+  Holder* head_ = nullptr;  // the holders inside, so the gate can forget them when it goes
   bool closed_ = false;
   internal::WaitList drain_waiters_{"gate"};
 };
