@@ -169,19 +169,12 @@ bool MeshEndpoint::push_staged(unsigned to) {
     ring.producer_waiting_for_room.exchange(true, std::memory_order_acq_rel);
     pushed += ring.push(box.messages.data() + box.head + pushed, box.staged() - pushed);
   }
+  box.consume(pushed);
   if (pushed > 0) {
-    box.head += pushed;
     ++stats_.batches_pushed;
     ShardSignal& peer = mesh_.signal(to);
     peer.mark_pending(self_);
     if (peer.claim_wake()) wake(to);
-  }
-  if (box.staged() == 0) {
-    box.messages.clear();
-    box.head = 0;
-  } else if (box.head >= 4096 && box.head * 2 >= box.messages.size()) {
-    box.messages.erase(box.messages.begin(), box.messages.begin() + static_cast<std::ptrdiff_t>(box.head));
-    box.head = 0;
   }
   if (!box.room_waiters.empty() && box.staged() < config_.room_limit) box.room_waiters.wake_all();
   return box.staged() == 0;
@@ -303,11 +296,7 @@ bool MeshEndpoint::hand_over_staged() noexcept {
     Outbox& box = outboxes_[to];
     if (box.staged() == 0) continue;
     any = true;
-    box.head += mesh_.ring(self_, to).push(box.messages.data() + box.head, box.staged());
-    if (box.staged() == 0) {
-      box.messages.clear();
-      box.head = 0;
-    }
+    box.consume(mesh_.ring(self_, to).push(box.messages.data() + box.head, box.staged()));
   }
   return any;
 }

@@ -29,6 +29,7 @@
 #include <veloq/runtime/wait_list.hpp>
 
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -153,6 +154,18 @@ class MeshEndpoint {
     bool dirty = false;    // listed in dirty_
     internal::WaitList room_waiters{"mesh endpoint"};
     std::size_t staged() const noexcept { return messages.size() - head; }
+    // The first `n` staged messages went into the ring. The buffer starts
+    // over once empty, and drops its pushed prefix once that is most of it.
+    void consume(std::size_t n) noexcept {
+      head += n;
+      if (staged() == 0) {
+        messages.clear();
+        head = 0;
+      } else if (head >= 4096 && head * 2 >= messages.size()) {
+        messages.erase(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(head));
+        head = 0;
+      }
+    }
   };
 
   // Pushes what fits of `to`'s staging into its ring; true if all of it went.

@@ -41,8 +41,7 @@ class Channel {
   }
 
   Task<void> send(T value) {
-    if (closed_) throw ClosedError("veloq: channel closed");
-    co_await room_.acquire();  // a slot, in arrival order; ClosedError once closed
+    co_await room_.acquire();  // a slot, in arrival order; ClosedError "channel closed" once closed
     if (closed_) {             // closed after the slot was ours
       room_.release();
       throw ClosedError("veloq: channel closed");

@@ -35,7 +35,7 @@ class Gate {
       if (gate_ == nullptr) return;
       (prev_ ? prev_->next_ : gate_->head_) = next_;
       if (next_) next_->prev_ = prev_;
-      if (--gate_->holders_ == 0 && gate_->closed_) gate_->drain_waiters_.wake_all();
+      if (gate_->head_ == nullptr && gate_->closed_) gate_->drain_waiters_.wake_all();
     }
 
    private:
@@ -43,7 +43,6 @@ class Gate {
     explicit Holder(Gate* g) noexcept : gate_(g), next_(g->head_) {
       if (next_) next_->prev_ = this;
       g->head_ = this;
-      ++g->holders_;
     }
     Gate* gate_;  // null once moved from, or once the gate is gone
     Holder* prev_ = nullptr;
@@ -67,7 +66,7 @@ class Gate {
   class [[nodiscard("co_await gate.close()")]] Drained {
    public:
     explicit Drained(Gate& gate) noexcept : gate_(gate) {}
-    bool await_ready() const noexcept { return gate_.holders_ == 0; }
+    bool await_ready() const noexcept { return gate_.head_ == nullptr; }
     void await_suspend(std::coroutine_handle<> h) noexcept {
       gate_.drain_waiters_.push_back(waiter_, internal::running_task(), h);
     }
@@ -86,10 +85,14 @@ class Gate {
   }
 
   bool closed() const noexcept { return closed_; }
-  std::size_t holders() const noexcept { return holders_; }
+  // Counts the holders inside (a walk over them: for tests and diagnostics).
+  std::size_t holders() const noexcept {
+    std::size_t n = 0;
+    for (const Holder* h = head_; h != nullptr; h = h->next_) ++n;
+    return n;
+  }
 
  private:
-  std::size_t holders_ = 0;
   Holder* head_ = nullptr;  // the holders inside, so the gate can forget them when it goes
   bool closed_ = false;
   internal::WaitList drain_waiters_{"gate"};
