@@ -4,7 +4,8 @@
 // Senders get free slots in the order they started waiting: a slot freed for
 // a waiting sender is its own, and neither a try_send() nor a later send()
 // can take it first. Sending on a closed channel throws ClosedError, and so
-// does a send() or recv() waiting on a channel that is destroyed.
+// does a send() or recv() waiting on a channel that is destroyed (also one
+// woken just before, which has not run yet).
 //
 //   veloq::Channel<Request> queue(128);
 //   co_await queue.send(request);               // producer
@@ -41,8 +42,10 @@ class Channel {
   }
 
   Task<void> send(T value) {
-    co_await room_.acquire();  // a slot, in arrival order; ClosedError "channel closed" once closed
-    if (closed_) {             // closed after the slot was ours
+    Semaphore::Acquire slot = room_.acquire();
+    co_await slot;  // in arrival order; ClosedError "channel closed" once closed
+    if (slot.woken_by_destroyed()) throw destroyed();
+    if (closed_) {  // closed after the slot was ours
       room_.release();
       throw ClosedError("veloq: channel closed");
     }
@@ -58,7 +61,11 @@ class Channel {
   }
 
   Task<std::optional<T>> recv() {
-    while (items_.empty() && !closed_) co_await not_empty_.wait();
+    while (items_.empty() && !closed_) {
+      Notify::Wait item = not_empty_.wait();
+      co_await item;
+      if (item.woken_by_destroyed()) throw destroyed();
+    }
     co_return try_recv();
   }
 
@@ -70,6 +77,10 @@ class Channel {
   }
 
  private:
+  // The error of a task woken by a channel destroyed before it ran (the
+  // same as when the channel goes while it waits).
+  static ClosedError destroyed() { return ClosedError("veloq: channel destroyed while a task waited on it"); }
+
   // Queues `value` into the slot the caller holds.
   void push(T& value) {
     try {

@@ -2,7 +2,8 @@
 // that suspend (a plain section without co_await needs no lock at all on a
 // shard). lock() hands back a guard that unlocks when it goes out of scope;
 // waiters get the lock in arrival order. A mutex destroyed while tasks wait
-// in lock() fails them with ClosedError.
+// in lock() fails them with ClosedError, the one it had just granted the lock
+// to included (its guard would unlock a mutex that is gone).
 //
 //   auto guard = co_await mutex.lock();
 //   co_await write_both_files();
@@ -31,7 +32,9 @@ class Mutex {
   };
 
   Task<Guard> lock() {
-    co_await units_.acquire();
+    Semaphore::Acquire unit = units_.acquire();
+    co_await unit;
+    if (unit.woken_by_destroyed()) throw ClosedError("veloq: mutex destroyed while a task waited on it");
     co_return Guard(this);
   }
   std::optional<Guard> try_lock() noexcept {

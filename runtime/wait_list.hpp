@@ -37,6 +37,10 @@ class Waiter {
   void throw_if_orphaned() const {
     if (orphaned_by_ != nullptr) [[unlikely]] throw_orphaned(orphaned_by_);
   }
+  // True if the list was destroyed after this waiter was woken and kept (see
+  // WaitList::keep), before it resumed: the wake stands, but a primitive
+  // built on this one (Mutex, Channel) must not touch its own state.
+  bool woken_by_destroyed() const noexcept { return woken_by_destroyed_; }
 
  private:
   friend class WaitList;
@@ -48,6 +52,7 @@ class Waiter {
   TaskState* task_ = nullptr;
   std::coroutine_handle<> resume_at_;
   const char* orphaned_by_ = nullptr;  // the destroyed list's owner, once orphaned
+  bool woken_by_destroyed_ = false;
 };
 
 class WaitList {
@@ -59,11 +64,14 @@ class WaitList {
   WaitList& operator=(const WaitList&) = delete;
   // Wakes every task still waiting, orphaned (see the top of the file).
   // Entries added with keep() have no task: they were woken already, and
-  // are only unlinked, so that they know not to call back.
+  // are only unlinked and marked, so that they know not to call back.
   ~WaitList() {
     while (Waiter* w = head_) {
       w->unlink();
-      if (w->task_ == nullptr) continue;
+      if (w->task_ == nullptr) {
+        w->woken_by_destroyed_ = true;
+        continue;
+      }
       w->orphaned_by_ = owner_;
       w->task_->wake_at(w->resume_at_);
     }

@@ -542,6 +542,39 @@ TEST_CASE("a channel destroyed while a sender waits for room or a receiver for a
   }());
 }
 
+// Woken, then the primitive goes before the task runs: the lock's guard
+// would unlock a freed mutex, and the channel's sender and receiver would
+// go on to read the freed channel (before: no error, and ASan reported a
+// heap-use-after-free).
+TEST_CASE("a mutex or channel destroyed after waking a task, before it runs, fails that task with ClosedError") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto mutex = std::make_unique<Mutex>();
+    std::optional<Mutex::Guard> held(std::move(*mutex->try_lock()));
+    auto locker = spawn([](Mutex& m) -> Task<void> { auto guard = co_await m.lock(); }(*mutex));
+    auto full = std::make_unique<Channel<int>>(1);
+    int first = 1;
+    REQUIRE(full->try_send(first));
+    auto sender = spawn([](Channel<int>& c) -> Task<void> { co_await c.send(2); }(*full));
+    auto empty = std::make_unique<Channel<int>>(1);
+    auto receiver = spawn([](Channel<int>& c) -> Task<void> { (void)co_await c.recv(); }(*empty));
+    co_await yield();
+    REQUIRE_FALSE(locker.done());
+    REQUIRE_FALSE(sender.done());
+    REQUIRE_FALSE(receiver.done());
+    held.reset();                // grants the lock to `locker` ...
+    REQUIRE(full->try_recv());   // ... the free slot to `sender` ...
+    int item = 3;
+    REQUIRE(empty->try_send(item));  // ... and wakes `receiver`
+    mutex.reset();               // then all three go before the tasks run
+    full.reset();
+    empty.reset();
+    co_await expect_closed(locker, "veloq: mutex destroyed while a task waited on it");
+    co_await expect_closed(sender, "veloq: channel destroyed while a task waited on it");
+    co_await expect_closed(receiver, "veloq: channel destroyed while a task waited on it");
+  }());
+}
+
 TEST_CASE("a gate destroyed while a task awaits close() fails that task with ClosedError; its holders may leave later") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
