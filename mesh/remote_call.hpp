@@ -50,7 +50,22 @@ class RemoteJob {
   static void on_arrival(mesh::MeshMessage& m, mesh::Delivery how) {
     auto* job = m.get<RemoteJob*>();
     if (how == mesh::Delivery::run) return job->run_on_target(job);
-    job->cancel_at_shutdown();
+    job->discard_on_target();
+  }
+
+  // Shutdown, on the target: the request was discarded before it ran. The
+  // job goes home as its reply would have, cancelled there and freed there
+  // (its closure may hold the home shard's objects). The runtime's shutdown
+  // rounds carry it; only if that fails is it cancelled where it is.
+  void discard_on_target() noexcept {
+    if (target != home) {
+      try {
+        RuntimeContext::current().mesh().send(home, mesh::MeshMessage::make(&on_discarded, this));
+        return;
+      } catch (...) {
+      }
+    }
+    cancel_at_shutdown();
   }
 
   // Shutdown: every loop has stopped and every task is gone. The job's
@@ -71,6 +86,9 @@ class RemoteJob {
     if (how == mesh::Delivery::run) return job->complete_at_home();
     job->finish_at_shutdown();
   }
+  // A request discarded on its target, back home (or, if the shutdown could
+  // not carry it there, discarded on the target after all).
+  static void on_discarded(mesh::MeshMessage& m, mesh::Delivery) { m.get<RemoteJob*>()->cancel_at_shutdown(); }
 };
 
 }  // namespace internal

@@ -189,7 +189,7 @@ class InlineCall {
   static void on_request(mesh::MeshMessage& m, mesh::Delivery how) {
     Request& request = m.get<Request>();
     Job* job = request.job;
-    if (how != mesh::Delivery::run) return job->cancel_at_shutdown();
+    if (how != mesh::Delivery::run) return job->discard_on_target();
     mesh::MeshEndpoint& mesh = RuntimeContext::current().mesh();
     unsigned home = mesh.delivering_from();
     std::optional<Reply> reply;
