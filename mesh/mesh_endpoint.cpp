@@ -152,7 +152,7 @@ void MeshEndpoint::send(unsigned to, const MeshMessage& m) {
   if (box.staged() % config_.batch == 0 && !discarding_) push_staged(to);
 }
 
-bool MeshEndpoint::push_staged(unsigned to) {
+bool MeshEndpoint::push_staged(unsigned to) noexcept {
   Outbox& box = outboxes_[to];
   SpscRing& ring = mesh_.ring(self_, to);
   std::size_t pushed = ring.push(box.messages.data() + box.head, box.staged());

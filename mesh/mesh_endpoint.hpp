@@ -66,7 +66,8 @@ class MeshEndpoint {
   unsigned self() const noexcept { return self_; }
   unsigned shard_count() const noexcept { return mesh_.shard_count(); }
 
-  // Stages `m` for shard `to` (which must not be this shard).
+  // Stages `m` for shard `to` (which must not be this shard). Only growing
+  // the staging buffer can fail (std::bad_alloc), and then nothing is staged.
   void send(unsigned to, const MeshMessage& m);
 
   // Runs up to `budget` inbound messages; returns how many ran.
@@ -169,7 +170,7 @@ class MeshEndpoint {
   };
 
   // Pushes what fits of `to`'s staging into its ring; true if all of it went.
-  bool push_staged(unsigned to);
+  bool push_staged(unsigned to) noexcept;
   void make_room_visible(unsigned from) noexcept;
   // Wakes parked shard `to` whose wake-up this shard claimed.
   void wake(unsigned to) noexcept;

@@ -225,6 +225,20 @@ class InlineCall {
 
 }  // namespace internal
 
+namespace internal {
+// Stages a call's request; if staging fails (out of memory: nothing was
+// staged), the job is freed before the error reaches the caller.
+template <typename R>
+void send_request(RuntimeContext& ctx, unsigned shard, RemoteJob<R>* job, const mesh::MeshMessage& request) {
+  try {
+    ctx.mesh().send(shard, request);
+  } catch (...) {
+    job->destroy(job);
+    throw;
+  }
+}
+}  // namespace internal
+
 template <typename F>
 RemoteCall<internal::CallResult<std::decay_t<F>>> submit_to(unsigned shard, F&& fn) {
   using Fn = std::decay_t<F>;
@@ -236,15 +250,15 @@ RemoteCall<internal::CallResult<std::decay_t<F>>> submit_to(unsigned shard, F&& 
     if (shard == ctx.shard_id())
       Call::run_here(job, f);
     else
-      ctx.mesh().send(shard, mesh::MeshMessage::make(&Call::on_request, typename Call::Request{job, f}));
+      internal::send_request(ctx, shard, job, mesh::MeshMessage::make(&Call::on_request, typename Call::Request{job, f}));
     return RemoteCall<internal::CallResult<Fn>>(job);
   }
-  auto* job = internal::RemoteJobFor<Fn>::create(Fn(std::forward<F>(fn)), ctx.shard_id(), shard);
+  using Job = internal::RemoteJob<internal::CallResult<Fn>>;
+  Job* job = internal::RemoteJobFor<Fn>::create(Fn(std::forward<F>(fn)), ctx.shard_id(), shard);
   if (shard == ctx.shard_id())
     job->run_on_target(job);
   else
-    ctx.mesh().send(shard, mesh::MeshMessage::make(&internal::RemoteJob<internal::CallResult<Fn>>::on_arrival,
-                                                   static_cast<internal::RemoteJob<internal::CallResult<Fn>>*>(job)));
+    internal::send_request(ctx, shard, job, mesh::MeshMessage::make(&Job::on_arrival, job));
   return RemoteCall<internal::CallResult<Fn>>(job);
 }
 
