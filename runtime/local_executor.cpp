@@ -117,6 +117,11 @@ BlockingPool& LocalExecutor::blocking_pool() {
   return *blocking_pool_;
 }
 
+void LocalExecutor::refuse_foreign_spawn() const {
+  throw RuntimeMisuse("veloq: spawn on shard " + std::to_string(shard_id_) +
+                      " from another thread (reach a shard with submit_to or run_on)");
+}
+
 void LocalExecutor::attach_blocking_pool(BlockingPool& pool) noexcept {
   blocking_pool_ = &pool;
   blocking_inbox_ = &pool.inbox(shard_id_);

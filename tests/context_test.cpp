@@ -71,6 +71,22 @@ TEST_CASE("entering a shard from a thread that does not own it is refused") {
   CHECK(refused);
 }
 
+TEST_CASE("spawning on an executor from a thread that does not own it is refused, and nothing is queued") {
+  LocalExecutor ex;
+  std::string error;
+  std::thread other([&] {
+    try {
+      ex.spawn([]() -> Task<int> { co_return 1; }()).detach();
+    } catch (const RuntimeMisuse& e) {
+      error = e.what();
+    }
+  });
+  other.join();
+  CHECK(error == "veloq: spawn on shard 0 from another thread (reach a shard with submit_to or run_on)");
+  CHECK(ex.block_on([]() -> Task<int> { co_return 2; }()) == 2);
+  CHECK(ex.stats().tasks_spawned == 1);  // block_on's own task only
+}
+
 TEST_CASE("starting a runtime inside a running shard is refused") {
   Runtime rt(unpinned(1));
   bool refused = rt.run([]() -> Task<bool> {
