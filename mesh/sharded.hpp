@@ -14,6 +14,7 @@
 
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/errors.hpp>
+#include <veloq/runtime/gate.hpp>
 #include <veloq/runtime/notify.hpp>
 
 #include <exception>
@@ -45,7 +46,7 @@ class Sharded {
     instances_.resize(shard_count());
     stopping_.resize(shard_count());
     // Named, not a temporary inside co_await: see the g++ 12 note in submit_to.hpp.
-    auto build = [this, args...]() { instances_[shard_id()] = std::make_unique<T>(args...); };
+    auto build = [this, args...]() { instances_[shard_id()] = std::make_unique<Local>(args...); };
     std::exception_ptr failed;
     try {
       co_await veloq::invoke_on_all(std::move(build));
@@ -60,41 +61,42 @@ class Sharded {
   // This shard's instance; throws RuntimeMisuse before start() or after
   // stop(). Calls made on other shards reach their instance through it too,
   // so they throw the same back to their caller.
-  T& local() {
-    T* instance = instance_here();
-    if (instance == nullptr)
-      throw RuntimeMisuse("veloq: Sharded<T> used on shard " + std::to_string(shard_id()) +
-                          ", which has no instance (before start() or after stop())");
-    return *instance;
-  }
+  T& local() { return here("used").instance; }
 
-  // Calls fn(instance) on `shard` (fn may return a Task). A plain fn with at
-  // most 8 bytes of captures and a small trivially copyable result travels
-  // inside the mesh messages (see submit_to.hpp): the fastest call there is.
+  // Calls fn(instance) on `shard` (fn may return a Task). The call, and the
+  // Task it returns, run inside the instance's gate: stop() waits for them
+  // before it destroys the instance, and calls that arrive once stop() has
+  // begun throw RuntimeMisuse. A plain fn with at most 8 bytes of captures
+  // and a small trivially copyable result travels inside the mesh messages
+  // (see submit_to.hpp): the fastest call there is.
   template <typename F>
   auto invoke_on(unsigned shard, F fn) {
-    return submit_to(shard, [this, fn = std::move(fn)]() mutable { return fn(local()); });
+    return submit_to(shard, [this, fn = std::move(fn)]() mutable { return call_here(fn); });
   }
 
-  // Calls (instance.*method)(args...) on `shard`. A member function pointer
-  // alone is 16 bytes, so this form always ships a job; see above.
+  // Calls (instance.*method)(args...) on `shard`, as above. A member function
+  // pointer alone is 16 bytes, so this form always ships a job.
   template <typename R, typename... Params, typename... Args>
   auto invoke_on(unsigned shard, R (T::*method)(Params...), Args... args) {
-    return submit_to(shard, [this, method, args...]() mutable { return (local().*method)(args...); });
+    return submit_to(shard, [this, method, args...]() mutable {
+      return call_here([&](T& instance) { return (instance.*method)(args...); });
+    });
   }
 
-  // Calls fn(instance) on every shard and waits for all.
+  // Calls fn(instance) on every shard, as above, and waits for all.
   template <typename F>
   Task<void> invoke_on_all(F fn) {
-    return veloq::invoke_on_all([this, fn = std::move(fn)]() mutable { return fn(local()); });
+    return veloq::invoke_on_all([this, fn = std::move(fn)]() mutable { return call_here(fn); });
   }
 
-  // Runs each instance's `Task<void> stop()` (if T has one) on its shard, then
-  // destroys it there. A stop() while another runs waits for that one on each
-  // shard rather than stop (and later use) an instance the other destroys.
+  // On each shard: refuses new calls, runs the instance's `Task<void> stop()`
+  // (if T has one), waits for the calls still running to end, and destroys
+  // the instance there. A stop() while another runs waits for that one on
+  // each shard rather than stop (and later use) an instance the other destroys.
   Task<void> stop() {
     return veloq::invoke_on_all([this]() -> Task<void> {
-      if (instance_here() == nullptr) co_return;  // never started, or stopped
+      Local* local = local_here();
+      if (local == nullptr) co_return;  // never started, or stopped
       unsigned id = shard_id();
       if (Event* running = stopping_[id]) {
         co_await running->wait();
@@ -111,19 +113,55 @@ class Sharded {
           done.set();
         }
       } stopping{stopping_[id]};
-      if constexpr (requires(T& t) { t.stop(); }) co_await instances_[id]->stop();
+      Gate::Drained calls_ended = local->calls.close();
+      if constexpr (requires(T& t) { t.stop(); }) co_await local->instance.stop();
+      co_await calls_ended;
       instances_[id].reset();
     });
   }
 
  private:
+  // One shard's instance, and the gate its calls from other shards hold.
+  struct Local {
+    template <typename... Args>
+    explicit Local(const Args&... args) : instance(args...) {}
+    T instance;
+    Gate calls;
+  };
+
   // This shard's instance, or null before start() and after stop().
-  T* instance_here() const noexcept {
+  Local* local_here() const noexcept {
     unsigned id = shard_id();
     return id < instances_.size() ? instances_[id].get() : nullptr;
   }
+  Local& here(const char* what) {
+    Local* local = local_here();
+    if (local == nullptr)
+      throw RuntimeMisuse("veloq: Sharded<T> " + std::string(what) + " on shard " + std::to_string(shard_id()) +
+                          ", which has no instance (before start() or after stop())");
+    return *local;
+  }
 
-  std::vector<std::unique_ptr<T>> instances_;
+  // Runs fn(instance) on this shard inside the instance's gate; a Task it
+  // returns holds the gate until it ends.
+  template <typename F>
+  auto call_here(F&& fn) {
+    Local& local = here("called");
+    if (local.calls.closed())
+      throw RuntimeMisuse("veloq: Sharded<T> called on shard " + std::to_string(shard_id()) + " while it stops");
+    Gate::Holder inside = local.calls.enter();
+    if constexpr (internal::TaskValue<std::invoke_result_t<F&, T&>>::is_task)
+      return held_until_done(std::move(inside), fn(local.instance));
+    else
+      return fn(local.instance);
+  }
+  template <typename U>
+  static Task<U> held_until_done(Gate::Holder inside, Task<U> call) {
+    (void)inside;
+    co_return co_await std::move(call);
+  }
+
+  std::vector<std::unique_ptr<Local>> instances_;
   std::vector<Event*> stopping_;  // [shard]: the stop() under way there; each touched on its own shard only
 };
 

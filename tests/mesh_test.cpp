@@ -654,6 +654,57 @@ TEST_CASE("Sharded<T>::start that fails on one shard stops the instances the oth
 }
 
 namespace {
+// A service with a call that runs until the test lets it finish.
+struct LongCalls {
+  static inline std::atomic<bool> entered{false};
+  static inline std::atomic<bool> release{false};
+  static inline std::atomic<int> calls_done{0};
+  static inline std::atomic<int> destroyed_under_a_call{0};
+  int value = 5;
+  Task<int> long_read() {
+    entered = true;
+    while (!release.load()) co_await sleep_for(1ms);
+    ++calls_done;
+    co_return value;
+  }
+  ~LongCalls() {
+    if (shard_id() == 1 && entered.load() && calls_done.load() == 0) ++destroyed_under_a_call;
+  }
+};
+}  // namespace
+
+// Before, stop() destroyed shard 1's instance while the call's task was still
+// running on it (the task then read the freed instance).
+TEST_CASE("Sharded<T>::stop refuses new calls and waits for running ones before it destroys an instance") {
+  Runtime rt(unpinned(2));
+  rt.run([]() -> Task<void> {
+    Sharded<LongCalls> service;
+    co_await service.start();
+    auto call = service.invoke_on(1, &LongCalls::long_read);
+    while (!LongCalls::entered.load()) co_await sleep_for(1ms);
+    auto stopping = spawn(service.stop());
+    // Once shard 1 has begun to stop, its calls are refused.
+    bool refused = false;
+    for (int i = 0; i < 5000 && !refused; ++i) {
+      try {
+        (void)co_await service.invoke_on(1, [](LongCalls& s) { return s.value; });
+        co_await sleep_for(1ms);
+      } catch (const RuntimeMisuse&) {
+        refused = true;
+      }
+    }
+    CHECK(refused);
+    co_await sleep_for(5ms);
+    CHECK_FALSE(stopping.done());  // waits for the running call
+    LongCalls::release = true;
+    CHECK(co_await std::move(call) == 5);
+    co_await stopping;
+  });
+  CHECK(LongCalls::calls_done.load() == 1);
+  CHECK(LongCalls::destroyed_under_a_call.load() == 0);
+}
+
+namespace {
 // A service whose stop() takes a few turns, as closing connections does.
 struct SlowStop {
   static inline std::atomic<int> live{0};
