@@ -44,8 +44,11 @@ class Measured:
     status: str = "ok"
     note: str = ""
     data: Any = None
+    text: str = ""  # what the progress line shows, when not the value
 
     def progress(self) -> str:
+        if self.text:
+            return self.text
         if self.status != "ok":
             return f"{self.status}: {self.note}" if not self.note.startswith(self.status) else self.note
         if self.value is None:
@@ -235,39 +238,63 @@ ECHO_SERVERS = [
 ]
 
 
-def echo_round_trips(ctx: Context, server: EchoServer, conns: int, seconds: float,
-                     tag: str) -> Measured:
+def echo_run(ctx: Context, server: EchoServer, conns: int, seconds: float, tag: str,
+             number: int) -> Measured:
+    """One run of the load client against a fresh `server`: round trips per second."""
     client = ctx.require("bench/load/veloq-echo-load")
     program = server.find(ctx)
-    per_run: list[float] = []
-    tails: list[float] = []
-    client_cpu: list[float] = []
-    for i in range(ctx.repeats):
-        port = free_port()
-        out = ctx.raw / f"{tag}-{i + 1}.json"
-        out.unlink(missing_ok=True)
-        argv = pinned(SERVER_CPU, [str(program), *server.args, "--port", str(port)])
-        with ListeningServer(argv, log=ctx.logs / f"{tag}-server.log") as running:
-            done = run_command(pinned(CLIENT_CPU, [
-                str(client), "--host", "127.0.0.1", "--port", str(running.port or port),
-                "--conns", str(conns), "--seconds", f"{seconds:g}", "--size", str(ECHO_SIZE),
-                "--json", str(out)]), timeout=seconds + 60, log=ctx.logs / f"{tag}-client.log")
-        if not done.ok:
-            why = "timed out" if done.timed_out else f"exit {done.returncode}"
-            raise Failed(f"veloq-echo-load {why}, see logs/{tag}-client.log")
-        report = _client_report(out, done.stdout)
-        if report.get("rps") is None:
-            raise Failed(f"no round_trips/s from veloq-echo-load, see logs/{tag}-client.log")
-        per_run.append(float(report["rps"]))
-        if isinstance(report.get("p99_us"), (int, float)):
-            tails.append(float(report["p99_us"]))
-        if isinstance(report.get("client_cpu_percent"), (int, float)):
-            client_cpu.append(float(report["client_cpu_percent"]))
-    return Measured(statistics.median(per_run), "rt/s",
-                    data={"rps_runs": per_run,
-                          "p99_us": statistics.median(tails) if tails else None,
+    port = free_port()
+    out = ctx.raw / f"{tag}-{number}.json"
+    out.unlink(missing_ok=True)
+    argv = pinned(SERVER_CPU, [str(program), *server.args, "--port", str(port)])
+    with ListeningServer(argv, log=ctx.logs / f"{tag}-server.log") as running:
+        done = run_command(pinned(CLIENT_CPU, [
+            str(client), "--host", "127.0.0.1", "--port", str(running.port or port),
+            "--conns", str(conns), "--seconds", f"{seconds:g}", "--size", str(ECHO_SIZE),
+            "--json", str(out)]), timeout=seconds + 60, log=ctx.logs / f"{tag}-client.log")
+    if not done.ok:
+        why = "timed out" if done.timed_out else f"exit {done.returncode}"
+        raise Failed(f"veloq-echo-load {why}, see logs/{tag}-client.log")
+    report = _client_report(out, done.stdout)
+    if report.get("rps") is None:
+        raise Failed(f"no round_trips/s from veloq-echo-load, see logs/{tag}-client.log")
+    return Measured(float(report["rps"]), "rt/s",
+                    data={"p99_us": report.get("p99_us"),
+                          "client_cpu_percent": report.get("client_cpu_percent")})
+
+
+def echo_round(ctx: Context, conns: int, seconds: float, number: int) -> Measured:
+    """Round `number` (from 1): one run of every server, back to back, each round
+    starting with the next server. The VM switches between fast and slow modes for
+    minutes at a time; runs of all servers close together in time meet the same
+    mode, where a server's runs taken all in a row could meet another one."""
+    if number > ctx.repeats:
+        return Measured(status="skipped", note="skipped: past the time budget")
+    shift = (number - 1) % len(ECHO_SERVERS)
+    runs = {}
+    for server in ECHO_SERVERS[shift:] + ECHO_SERVERS[:shift]:
+        tag = f"echo-{server.key}-{conns}c"
+        runs[server.key] = guarded(lambda s=server, t=tag: echo_run(ctx, s, conns, seconds, t, number))()
+    text = ", ".join(f"{key} {m.progress()}" for key, m in runs.items())
+    return Measured(status="ok", data=runs, text=text)
+
+
+def echo_median(rounds: list[Measured], key: str) -> Measured:
+    """A server's runs over the rounds, as their median."""
+    runs = [r.data[key] for r in rounds if r.status == "ok"]
+    ok = [m for m in runs if m.status == "ok"]
+    if not ok:
+        return runs[0] if runs else Measured(status="failed", note="not run")
+
+    def median_of(field: str) -> float | None:
+        values = [float(m.data[field]) for m in ok if isinstance(m.data.get(field), (int, float))]
+        return statistics.median(values) if values else None
+
+    return Measured(statistics.median(m.value for m in ok), "rt/s",
+                    data={"rps_runs": [m.value for m in ok],
+                          "p99_us": median_of("p99_us"),
                           # Near 100: the load client's core, not the server, set the pace.
-                          "client_cpu_percent": statistics.median(client_cpu) if client_cpu else None})
+                          "client_cpu_percent": median_of("client_cpu_percent")})
 
 
 def _client_report(path: Path, stdout: str) -> dict:
@@ -280,21 +307,18 @@ def _client_report(path: Path, stdout: str) -> dict:
 
 
 def echo_plan(ctx: Context, seconds: float) -> Plan:
-    steps = []
-    for conns in ECHO_CONNS:
-        for server in ECHO_SERVERS:
-            label = (f"echo {conns} conns veloq" if server.key == "veloq"
-                     else f"echo {conns} conns vs {server.key}")
-            tag = f"echo-{server.key}-{conns}c"
-            steps.append(Step((server.key, conns), label, guarded(
-                lambda s=server, c=conns, t=tag: echo_round_trips(ctx, s, c, seconds, t))))
+    rounds = ctx.repeats
+    steps = [Step((conns, number), f"echo {conns} conns, round {number} of {rounds}",
+                  lambda c=conns, n=number: echo_round(ctx, c, seconds, n))
+             for conns in ECHO_CONNS for number in range(1, rounds + 1)]
 
     def finish(results: dict[Any, Measured]) -> list[Row]:
         rows = []
         for conns in ECHO_CONNS:
-            ours = results[("veloq", conns)]
+            per_round = [results[(conns, number)] for number in range(1, rounds + 1)]
+            ours = echo_median(per_round, "veloq")
             for server in ECHO_SERVERS[1:]:
-                peer = results[(server.key, conns)]
+                peer = echo_median(per_round, server.key)
                 case = f"echo {ECHO_SIZE}B {conns} conns vs {server.key}"
                 common = dict(baseline_name=server.label, goal=server.goal, source="veloq-echo")
                 unavailable = ours if ours.status != "ok" else peer
