@@ -18,6 +18,7 @@
 #include <veloq/runtime/notify.hpp>
 
 #include <exception>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -59,27 +60,21 @@ class Sharded {
   }
 
   // This shard's instance; throws RuntimeMisuse before start() or after
-  // stop(). Calls made on other shards reach their instance through it too,
-  // so they throw the same back to their caller.
+  // stop(), as calls from other shards do back to their caller.
   T& local() { return here("used").instance; }
 
-  // Calls fn(instance) on `shard` (fn may return a Task). The call, and the
-  // Task it returns, run inside the instance's gate: stop() waits for them
-  // before it destroys the instance, and calls that arrive once stop() has
-  // begun throw RuntimeMisuse. A plain fn with at most 8 bytes of captures
-  // and a small trivially copyable result travels inside the mesh messages
-  // (see submit_to.hpp): the fastest call there is.
-  template <typename F>
-  auto invoke_on(unsigned shard, F fn) {
-    return submit_to(shard, [this, fn = std::move(fn)]() mutable { return call_here(fn); });
-  }
-
-  // Calls (instance.*method)(args...) on `shard`, as above. A member function
-  // pointer alone is 16 bytes, so this form always ships a job.
-  template <typename R, typename... Params, typename... Args>
-  auto invoke_on(unsigned shard, R (T::*method)(Params...), Args... args) {
-    return submit_to(shard, [this, method, args...]() mutable {
-      return call_here([&](T& instance) { return (instance.*method)(args...); });
+  // Calls fn(instance, args...) on `shard`: fn takes a T&, or is a member
+  // function of T, and may return a Task. The call, and the Task it returns,
+  // run inside the instance's gate: stop() waits for them before it destroys
+  // the instance, and calls that arrive once stop() has begun throw
+  // RuntimeMisuse. A lambda with at most 8 bytes of captures, no args and a
+  // small trivially copyable result travels inside the mesh messages (see
+  // submit_to.hpp): the fastest call there is. A member function pointer
+  // alone is 16 bytes, so that form always ships a job.
+  template <typename F, typename... Args>
+  auto invoke_on(unsigned shard, F fn, Args... args) {
+    return submit_to(shard, [this, fn = std::move(fn), args...]() mutable {
+      return call_here([&](T& instance) { return std::invoke(fn, instance, args...); });
     });
   }
 

@@ -562,6 +562,7 @@ struct Counter {
     hits += n;
     return hits;
   }
+  int total() const { return hits; }
   Task<void> stop() {
     co_await yield();
     CHECK(std::this_thread::get_id() == home);
@@ -582,6 +583,7 @@ TEST_CASE("Sharded<T> builds, calls and stops one instance per shard on its own 
     co_await counters.invoke_on_all([&](Counter& c) { c.stopped = &stopped; });
     CHECK(counters.local().hits == 10);
     CHECK(co_await counters.invoke_on(2, &Counter::add, 5) == 15);
+    CHECK(co_await counters.invoke_on(2, &Counter::total) == 15);  // a const member function
     CHECK(co_await counters.invoke_on(1, [](Counter& c) { return c.add(1); }) == 11);
     auto total = co_await map_reduce([&] { return counters.local().hits; }, 0, [](int a, int b) { return a + b; });
     CHECK(total == 10 + 11 + 15);
