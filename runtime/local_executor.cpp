@@ -63,7 +63,6 @@ const ShardConfig& checked(const ShardConfig& config) {
 LocalExecutor::LocalExecutor(const ShardConfig& config)
     : config_(checked(config)),
       shard_id_(0),
-      owner_(std::this_thread::get_id()),
       own_mesh_(std::make_unique<mesh::Mesh>(1, config.mesh.ring_capacity)),
       mesh_(own_mesh_.get()),
       driver_(config.driver, 0),
@@ -79,7 +78,6 @@ LocalExecutor::LocalExecutor(const ShardConfig& config)
 LocalExecutor::LocalExecutor(const ShardConfig& config, mesh::Mesh& mesh, unsigned shard_id)
     : config_(checked(config)),
       shard_id_(shard_id),
-      owner_(std::this_thread::get_id()),
       mesh_(&mesh),
       driver_(config.driver, shard_id),
       endpoint_(mesh, shard_id, config.mesh, &driver_) {

@@ -47,7 +47,6 @@
 #include <veloq/runtime/stall_detector.hpp>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 namespace veloq {
@@ -147,7 +146,8 @@ class LocalExecutor {
   // ShardConfig::track_tasks) age. Defined in task_dump.cpp.
   std::string dump_tasks() const;
   std::size_t live_tasks() const noexcept { return live_count_; }
-  std::thread::id owner_thread() const noexcept { return owner_; }
+  // True on the thread that created the executor, the only one that may run it.
+  bool on_own_thread() const noexcept { return &internal::this_thread_tag == owner_tag_; }
 
   template <typename T>
   static internal::TaskState* handle_state(const JoinHandle<T>& h) noexcept {
@@ -219,8 +219,7 @@ class LocalExecutor {
 
   ShardConfig config_;
   unsigned shard_id_;
-  std::thread::id owner_;
-  const char* owner_tag_ = &internal::this_thread_tag;  // spawn's cheaper check of owner_
+  const char* owner_tag_ = &internal::this_thread_tag;  // the creating thread's (see on_own_thread)
   std::unique_ptr<mesh::Mesh> own_mesh_;  // standalone executors only
   mesh::Mesh* mesh_;
   std::unique_ptr<BlockingPool> own_blocking_pool_;  // standalone executors only; before the mesh goes
@@ -268,7 +267,7 @@ void set_cancelled_outcome(TaskState* t) noexcept {
 
 template <typename T>
 JoinHandle<T> LocalExecutor::spawn(Task<T> task, const SpawnOptions& options, SourceLocation site) {
-  if (&internal::this_thread_tag != owner_tag_) [[unlikely]] refuse_foreign_spawn();
+  if (!on_own_thread()) [[unlikely]] refuse_foreign_spawn();
   if (!task.valid()) throw RuntimeMisuse("veloq: spawn of an empty Task");
   std::uint8_t cls = 0;
   if (classes_.count() > 1 || !options.task_class.inherits()) [[unlikely]] cls = resolve_class(options.task_class);

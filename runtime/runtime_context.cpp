@@ -1,7 +1,6 @@
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/runtime_context.hpp>
 
-#include <thread>
 
 namespace veloq {
 
@@ -19,7 +18,7 @@ RuntimeContext::RuntimeContext(LocalExecutor& executor)
       frame_pool_(&executor.frame_pool()),
       buffer_pool_(previous_ != nullptr && previous_->executor_ == &executor ? previous_->buffer_pool_
                                                                                : executor.buffer_pool()) {
-  if (executor.owner_thread() != std::this_thread::get_id())
+  if (!executor.on_own_thread())
     throw RuntimeMisuse("veloq: a RuntimeContext was entered for shard " + std::to_string(executor.shard_id()) +
                         " on a thread that does not own it; a shard is entered only on its own thread");
   internal::current_context = this;
