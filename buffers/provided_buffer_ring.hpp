@@ -207,9 +207,17 @@ class ProvidedBufferRing {
   void note_enobufs() noexcept { core_->note_enobufs(); }
   std::uint64_t enobufs_events() const noexcept { return core_->enobufs_events(); }
 
+  // Holds a reference on the core: the ring object may go, and the last
+  // buffer with it, between the wake-up and the resume.
   class [[nodiscard("co_await ring.buffers_returned()")]] BuffersReturned {
    public:
-    explicit BuffersReturned(internal::ProvidedRingCore& core) noexcept : core_(core) {}
+    explicit BuffersReturned(internal::ProvidedRingCore& core) noexcept : core_(core) { core_.add_ref(); }
+    BuffersReturned(const BuffersReturned&) = delete;
+    BuffersReturned& operator=(const BuffersReturned&) = delete;
+    ~BuffersReturned() {
+      waiter_.unlink();  // before the core may go
+      core_.release_ref();
+    }
     bool await_ready() const noexcept { return core_.available() > 0 || !core_.registered(); }
     void await_suspend(std::coroutine_handle<> h) noexcept;
     // Throws ClosedError when the ring was destroyed instead.

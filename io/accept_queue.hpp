@@ -40,6 +40,9 @@ class AcceptQueue : Completion {
     bool linked = false;
     bool done = false;
     bool queue_closed = false;  // the listener closed: the queue may be gone
+    // With an error: what failed, written when it is delivered, because the
+    // listener may close (and the queue go) before the task resumes.
+    std::string failed_op;
   };
 
   static constexpr std::size_t max_queued = 1024;
@@ -51,7 +54,6 @@ class AcceptQueue : Completion {
   // Links `w` to wait for the next connection (arming the accept if needed).
   void wait(Waiter& w, veloq::internal::TaskState* task, Driver& driver);
   void unlink(Waiter& w) noexcept;
-  const std::string& description() const noexcept { return description_; }
   int listen_fd() const noexcept { return listen_fd_; }
 
   // The listener is gone: closes queued connections, cancels the accept and
@@ -96,7 +98,7 @@ class [[nodiscard("co_await listener.accept()")]] AcceptOperation {
   }
   Stream await_resume() {
     if (queue_ == nullptr || waiter_.queue_closed) throw IoError(EBADF, "accept on a closed listener");
-    if (waiter_.result < 0) throw IoError(-waiter_.result, "accept " + queue_->description());
+    if (waiter_.result < 0) throw IoError(-waiter_.result, waiter_.failed_op);
     taken_ = true;
     return Stream(FileDescriptor(waiter_.result));
   }

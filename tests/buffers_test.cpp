@@ -593,6 +593,36 @@ TEST_CASE("a task waiting for provided buffers resumes when a view is dropped") 
   }(ring, server, client));
 }
 
+// The ring goes, waking the waiter, and the last buffer with it frees the
+// core before the waiter runs (before: ASan heap-use-after-free in
+// await_resume, which read the freed core).
+TEST_CASE("a task waiting for provided buffers gets ClosedError when the ring and its last buffer go first") {
+  LocalExecutor ex(own_pool_shard());
+  auto ring = std::make_unique<ProvidedBufferRing>(
+      ex.driver(), 0, ProvidedBufferRingConfig{.group_id = 8, .entries = 1, .buffer_bytes = 64});
+  auto [client, server] = tcp_pair();
+  FdCloser close_client{client}, close_server{server};
+  const unsigned baseline = ex.driver().in_flight();
+  ex.block_on([](std::unique_ptr<ProvidedBufferRing>& ring, int server, int client, unsigned baseline) -> Task<void> {
+    std::optional<ProvidedBuffer> held;
+    {
+      MultishotRecv stream(*ring, server);
+      send_all(client, "x", 1);
+      held = co_await stream.next();
+      REQUIRE(held.has_value());
+    }
+    io::Driver& driver = RuntimeContext::current().driver();
+    for (int turns = 0; turns < 10000 && driver.in_flight() > baseline; ++turns) co_await yield();
+    REQUIRE(ring->available() == 0);
+    auto waiter = spawn([](ProvidedBufferRing& ring) -> Task<void> { co_await ring.buffers_returned(); }(*ring));
+    co_await yield();
+    REQUIRE_FALSE(waiter.done());
+    ring.reset();  // wakes the waiter ...
+    held.reset();  // ... and the last reference on the ring's core goes before it runs
+    CHECK_THROWS_AS(co_await waiter, ClosedError);
+  }(ring, server, client, baseline));
+}
+
 TEST_CASE("a provided buffer dropped on another shard is given back to its ring at home") {
   Runtime runtime(two_own_pool_shards());
   runtime.run([]() -> Task<void> {

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -376,6 +377,48 @@ TEST_CASE("a busy shard whose receives wait in the kernel enters it only when so
     CHECK(co_await reader == 1);  // the completion is still collected
     CHECK(byte == 'x');
   }(ex));
+}
+
+// The ASan build checks this one: the error woke the task, then the
+// listener closed before it ran, and await_resume built its message from
+// the freed accept queue (heap-use-after-free).
+TEST_CASE("an accept error still names the listener when the listener closed before the task ran") {
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  LocalExecutor ex;
+  std::vector<int> filler;
+  ex.block_on([](rlimit saved, std::vector<int>& filler) -> Task<void> {
+    auto listener = std::make_unique<TcpListener>(TcpListener::bind(SocketAddress::parse("127.0.0.1:0")));
+    auto client = co_await TcpStream::connect(listener->local_address());
+    io::Driver& driver = RuntimeContext::current().driver();
+    const unsigned baseline = driver.in_flight();
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(io_test::open_fd_count() + 8);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    for (int fd = ::dup(0); fd >= 0; fd = ::dup(0)) filler.push_back(fd);
+    auto acceptor = spawn([](TcpListener& l) -> Task<std::string> {
+      try {
+        TcpStream s = co_await l.accept();
+        co_return "accepted";
+      } catch (const IoError& e) {
+        co_return e.what();
+      }
+    }(*listener));
+    // The acceptor arms the accept; its EMFILE completion wakes the
+    // acceptor, and this task runs first on that turn.
+    for (int i = 0; i < 100000; ++i) {
+      co_await yield();
+      if (driver.in_flight() == baseline) break;
+    }
+    REQUIRE_FALSE(acceptor.done());
+    listener.reset();
+    std::string what = co_await acceptor;
+    INFO(what);
+    CHECK(what.find("accept 127.0.0.1:") == 0);
+    CHECK(what.find("EMFILE") != std::string::npos);
+  }(saved, filler));
+  for (int fd : filler) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 TEST_CASE("accept reports EMFILE naming the listener, and accepts the waiting connection once a descriptor frees") {
