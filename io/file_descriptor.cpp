@@ -19,4 +19,10 @@ void FileDescriptor::close_in_background() noexcept {
   ::close(fd);
 }
 
+void FileDescriptor::cancel_in_flight() {
+  if (fd_ < 0) return;
+  io_uring_sqe* sqe = RuntimeContext::current("cancel").driver().prepare(nullptr);
+  io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
+}
+
 }  // namespace veloq::io

@@ -47,6 +47,11 @@ class FileDescriptor {
   // Queues the close on the shard's ring (or closes now off-shard); never throws.
   void close_in_background() noexcept;
 
+  // Asks the kernel to cancel every operation in flight on this descriptor
+  // (IORING_ASYNC_CANCEL_FD, kernel 5.19 or later), in this turn's
+  // submission; a close prepared after it runs after it.
+  void cancel_in_flight();
+
  private:
   struct CloseDone : internal::Unstoppable {
     void operator()(int) const noexcept {}

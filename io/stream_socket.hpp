@@ -137,8 +137,15 @@ class StreamSocket {
                      [](int) noexcept {});
   }
 
-  // Closes through the ring (IORING_OP_CLOSE); the stream is closed from this call on.
-  auto close() { return fd_.close(); }
+  // Closes through the ring (IORING_OP_CLOSE); the stream is closed from this
+  // call on. Reads and writes other tasks still have in flight on it are
+  // cancelled first (they fail with ECANCELED): a close only drops the
+  // descriptor, and they would hold the socket open, their tasks waiting and
+  // the peer never told.
+  auto close() {
+    fd_.cancel_in_flight();
+    return fd_.close();
+  }
 
   SocketAddress local_address() const;
   SocketAddress peer_address() const;

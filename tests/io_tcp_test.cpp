@@ -245,6 +245,31 @@ TEST_CASE("shutdown sends end-of-stream while the other direction stays open") {
   }());
 }
 
+// Before, the read held the socket open: the reader waited for good and the
+// peer never saw the end (both checks failed).
+TEST_CASE("closing a stream while another task reads it ends the read with ECANCELED and the peer sees the end") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto pair = co_await io_test::connected_pair();
+    auto reader = spawn([](TcpStream& s) -> Task<int> {
+      char buffer[16];
+      try {
+        (void)co_await s.read(buffer, sizeof buffer);
+        co_return 0;
+      } catch (const IoError& e) {
+        co_return e.code().value();
+      }
+    }(pair.client));
+    co_await yield();  // the read is in flight
+    co_await pair.client.close();
+    char c = 0;
+    CHECK(co_await pair.server.read(&c, 1).with_timeout(10s) == 0);
+    for (int i = 0; i < 1000 && !reader.done(); ++i) co_await sleep_for(10ms);
+    REQUIRE(reader.done());
+    CHECK(co_await reader == ECANCELED);
+  }());
+}
+
 TEST_CASE("writev sends several buffers in one operation; zero-copy send delivers its bytes") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
