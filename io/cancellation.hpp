@@ -12,9 +12,12 @@
 //   ...
 //   stop.cancel();   // serve()'s pending read throws OperationCancelled
 //
-// Only Veloq I/O operations are interrupted; a region waiting on something
-// else (a sleep, a lock) notices the cancellation at its next operation. To
-// stop a task wherever it waits, cancel its JoinHandle instead.
+// Only Veloq I/O operations that each have their own SQE are interrupted; a
+// region waiting on something else notices the cancellation at its next such
+// operation: a sleep, a lock, and also `accept()` and
+// `MultishotRecv::next()`, which wait for what a shared multishot operation
+// queues (not yet stopped by a token). To stop a task wherever it waits,
+// cancel its JoinHandle instead.
 #pragma once
 
 #include <veloq/io/scoped_task.hpp>

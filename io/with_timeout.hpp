@@ -10,9 +10,11 @@
 // concurrent with_timeout calls still cost the kernel one timeout per wait.
 // For a single operation, `op.with_timeout(d)` does the same without a task.
 //
-// Only Veloq I/O operations are interrupted; a task waiting on something else
-// (a sleep, a lock) is stopped at its next operation. Cancel its JoinHandle to
-// stop it wherever it waits.
+// Only Veloq I/O operations that each have their own SQE are interrupted. A
+// task waiting on something else is stopped at its next such operation: a
+// sleep, a lock, and also `accept()` and `MultishotRecv::next()`, which wait
+// for what a shared multishot operation queues (not yet stopped by a scope).
+// Cancel its JoinHandle to stop it wherever it waits.
 #pragma once
 
 #include <veloq/io/scoped_task.hpp>
