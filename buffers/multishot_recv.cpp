@@ -14,10 +14,11 @@
 namespace veloq::buffers {
 
 // The receive's record: the io_uring completion target, the queue of chunks
-// that arrived, and the hook through which the ring re-arms it after ENOBUFS.
+// that arrived, the hook through which the ring re-arms it after ENOBUFS, and
+// the link by which the ring cancels it while armed.
 // It lives apart from the stream because the kernel may still post to it
 // after the stream is gone (until the cancellation's final CQE).
-struct MultishotRecv::Op : io::Completion, internal::RefillHook {
+struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::ArmedReceive {
   struct Chunk {
     std::uint16_t id;
     std::uint32_t bytes;
@@ -26,6 +27,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook {
   Op(internal::ProvidedRingCore& ring_core, int socket) : core(&ring_core), fd(socket), queue(ring_core.entries()) {
     on_complete = &Op::on_cqe;
     on_refill = &Op::on_buffers_back;
+    target = this;
     core->add_ref();
   }
 
@@ -40,6 +42,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook {
   bool abandoned = false;  // the stream is gone; free the record at the final CQE
   bool ended = false;      // the peer closed
   int error = 0;           // a receive error, reported after the queued chunks
+  bool ring_gone = false;  // the error is the ring's destruction: next() throws ClosedError
   std::uint64_t arms = 0;
   veloq::internal::TaskState* waiter = nullptr;
   std::coroutine_handle<> resume_at;
@@ -67,6 +70,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook {
       sqe->buf_group = core->group_id();
       armed = true;
       ++arms;
+      core->track(*this);
     } catch (...) {
       error = EBUSY;  // the submission queue stayed full
     }
@@ -75,12 +79,18 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook {
   // Arms now if the ring has a buffer to give, else waits for one.
   void arm_or_wait_for_buffers() noexcept {
     if (!core->registered()) {
-      error = ECANCELED;  // the ring was destroyed under the stream
+      end_ring_gone();
     } else if (core->available() > 0) {
       arm();
     } else {
       core->link(*this);
     }
+  }
+
+  // The ring was destroyed under the stream (and cancelled the receive).
+  void end_ring_gone() noexcept {
+    error = ECANCELED;
+    ring_gone = true;
   }
 
   void wake_if_ready() noexcept {
@@ -97,7 +107,10 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook {
 
   static void on_cqe(io::Completion* c, int result, std::uint32_t flags) noexcept {
     auto* op = static_cast<Op*>(c);
-    if (!(flags & IORING_CQE_F_MORE)) op->armed = false;
+    if (!(flags & IORING_CQE_F_MORE)) {
+      op->armed = false;
+      op->core->untrack(*op);
+    }
     if (flags & IORING_CQE_F_BUFFER) {
       auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
       op->core->mark_taken(id);
@@ -107,6 +120,8 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook {
         op->push({id, static_cast<std::uint32_t>(result)});
     } else if (result == -ENOBUFS) {
       op->core->note_enobufs();
+    } else if (result == -ECANCELED && !op->core->registered() && !op->abandoned) {
+      op->end_ring_gone();
     } else if (result == 0) {
       op->ended = true;
     } else if (result < 0 && result != -EINTR && result != -EAGAIN && !op->abandoned) {
@@ -191,6 +206,7 @@ std::optional<ProvidedBuffer> MultishotRecv::NextChunk::await_resume() {
     // The queue's reference on the ring passes to the view.
     return adopt(op_.core, c.id, c.bytes);
   }
+  if (op_.ring_gone) throw ClosedError("veloq: the provided-buffer ring was destroyed under a multishot receive");
   if (op_.error != 0) throw io::IoError(op_.error, "recv_multishot fd " + std::to_string(op_.fd));
   return std::nullopt;
 }

@@ -19,6 +19,10 @@
 // every later call. Hold few chunks at a time: each one keeps a ring buffer
 // from the kernel.
 //
+// A stream may outlive its ring: destroying the ring cancels the receive, and
+// next() then throws ClosedError (again on every later call) once the chunks
+// received before are taken.
+//
 // Dropping the stream while the receive is armed cancels it with
 // IORING_OP_ASYNC_CANCEL; its operation record (and the ring's memory) stay
 // alive until the final CQE arrives, and any chunk that lands meanwhile is

@@ -66,6 +66,18 @@ ProvidedRingCore::ProvidedRingCore(io::Driver& driver, unsigned shard_id, const 
 
 void ProvidedRingCore::unregister() noexcept {
   if (!registered_) return;
+  // Cancel SQEs reach the kernel now, not at the end of the turn: a receive
+  // waiting on its socket is cancelled at submission, before the group goes.
+  bool cancelling = false;
+  for (ArmedReceive* recv = armed_head_; recv != nullptr; recv = recv->next) {
+    try {
+      io_uring_prep_cancel(driver_->prepare(nullptr), recv->target, 0);
+      cancelling = true;
+    } catch (...) {
+      log().warn("provided-buffer ring group {}: no room to cancel an armed receive", group_id_);
+    }
+  }
+  if (cancelling) driver_->enter(false);
   if (int rc = io_uring_unregister_buf_ring(&driver_->ring(), group_id_); rc < 0)
     log().warn("unregistering provided-buffer ring group {} failed: {}", group_id_, std::strerror(-rc));
   registered_ = false;
@@ -80,13 +92,13 @@ void ProvidedRingCore::unregister() noexcept {
 }
 
 void ProvidedRingCore::destroy() noexcept {
-  assert(hooks_ == 0 && task_waiters_.empty());
+  assert(hooks_ == 0 && task_waiters_.empty() && armed_head_ == nullptr);
   munmap(mapping_, mapping_bytes_);
   delete this;
 }
 
 void ProvidedRingCore::mark_taken(std::uint16_t) noexcept {
-  --available_;
+  if (registered_) --available_;  // a late CQE after unregister() zeroed it
   add_ref();  // held by the view (or the queue entry) until the buffer is given back
 }
 
@@ -124,6 +136,23 @@ void ProvidedRingCore::unlink(RefillHook& hook) noexcept {
   hook.prev = hook.next = nullptr;
   hook.ring = nullptr;
   --hooks_;
+}
+
+void ProvidedRingCore::track(ArmedReceive& recv) noexcept {
+  if (recv.ring != nullptr) return;
+  recv.ring = this;
+  recv.prev = nullptr;
+  recv.next = armed_head_;
+  if (armed_head_ != nullptr) armed_head_->prev = &recv;
+  armed_head_ = &recv;
+}
+
+void ProvidedRingCore::untrack(ArmedReceive& recv) noexcept {
+  if (recv.ring != this) return;
+  (recv.prev ? recv.prev->next : armed_head_) = recv.next;
+  if (recv.next != nullptr) recv.next->prev = recv.prev;
+  recv.prev = recv.next = nullptr;
+  recv.ring = nullptr;
 }
 
 namespace {

@@ -40,6 +40,7 @@ struct io_uring_buf_ring;
 
 namespace veloq::io {
 class Driver;
+struct Completion;
 }
 
 namespace veloq::buffers {
@@ -68,6 +69,17 @@ struct RefillHook {
   bool linked() const noexcept { return ring != nullptr; }
 };
 
+// A multishot receive armed in the kernel on the ring's group. The ring
+// cancels each one before it unregisters: an armed receive names only the
+// group id, so it would otherwise go on selecting buffers from a later ring
+// registered under the same id and report them as this ring's.
+struct ArmedReceive {
+  io::Completion* target = nullptr;  // the receive's completion (its SQE user_data)
+  ArmedReceive* prev = nullptr;
+  ArmedReceive* next = nullptr;
+  ProvidedRingCore* ring = nullptr;  // set while tracked
+};
+
 // The ring itself, shared by the ring object, its views and its receivers'
 // operation records (which may outlive the object while the kernel finishes
 // with them). Single-threaded: only its home shard's thread touches it.
@@ -81,7 +93,8 @@ class ProvidedRingCore {
   void release_ref() noexcept {
     if (--refs_ == 0) destroy();
   }
-  // The ring object is gone: tell the kernel to stop selecting from it.
+  // The ring object is gone: cancels the armed receives, then tells the
+  // kernel to stop selecting from it.
   void unregister() noexcept;
 
   bool on_home_thread() const noexcept { return std::this_thread::get_id() == owner_; }
@@ -107,6 +120,10 @@ class ProvidedRingCore {
   void unlink(RefillHook& hook) noexcept;
   veloq::internal::WaitList& task_waiters() noexcept { return task_waiters_; }
 
+  // A receive was armed on the group / posted its final CQE.
+  void track(ArmedReceive& recv) noexcept;
+  void untrack(ArmedReceive& recv) noexcept;
+
  private:
   ~ProvidedRingCore() = default;
   void destroy() noexcept;
@@ -128,6 +145,7 @@ class ProvidedRingCore {
   RefillHook* hooks_head_ = nullptr;
   RefillHook* hooks_tail_ = nullptr;
   std::size_t hooks_ = 0;
+  ArmedReceive* armed_head_ = nullptr;
   veloq::internal::WaitList task_waiters_{"provided-buffer ring"};
 };
 

@@ -766,6 +766,44 @@ TEST_CASE("dropping a multishot receive while another task waits in next() wakes
   ::close(server);
 }
 
+TEST_CASE("a receiver that outlived its ring does not read another ring's buffers through a reused group id") {
+  LocalExecutor ex(own_pool_shard());
+  auto [client, server] = tcp_pair();
+  FdCloser close_client{client}, close_server{server};
+  ex.block_on([](int server, int client) -> Task<void> {
+    io::Driver& driver = RuntimeContext::current().driver();
+    const ProvidedBufferRingConfig config{.group_id = 43, .entries = 4, .buffer_bytes = 64};
+    auto first = std::make_unique<ProvidedBufferRing>(driver, 0, config);
+    MultishotRecv stream(*first, server);
+    send_all(client, "old", 3);
+    {
+      std::optional<ProvidedBuffer> chunk = co_await stream.next();
+      REQUIRE(chunk.has_value());
+      CHECK(chunk->chars() == "old");
+    }
+    REQUIRE(stream.armed());
+    first.reset();  // the stream outlives its ring, which is allowed
+    ProvidedBufferRing second(driver, 0, config);  // the same group id
+    send_all(client, "new!", 4);
+    std::string got;
+    try {
+      std::optional<ProvidedBuffer> chunk = co_await stream.next();
+      got = chunk ? std::string(chunk->chars()) : std::string("(end)");
+    } catch (const ClosedError& e) {
+      got = std::string("closed: ") + e.what();
+    } catch (const io::IoError& e) {
+      got = std::string("error: ") + e.what();
+    }
+    INFO("got: ", got);
+    CHECK(got == "closed: veloq: the provided-buffer ring was destroyed under a multishot receive");
+    if (got.rfind("closed: ", 0) == 0) {
+      CHECK_THROWS_AS(co_await stream.next(), ClosedError);  // again on every later call
+      CHECK_FALSE(stream.armed());
+    }
+    CHECK(second.available() == 4);
+  }(server, client));
+}
+
 TEST_CASE("a multishot receive that hit ENOBUFS re-arms when its buffers come home from another shard") {
   using namespace std::chrono_literals;
   Runtime runtime(two_own_pool_shards());
