@@ -438,9 +438,8 @@ TEST_CASE("an accept error still names the listener when the listener closed bef
     REQUIRE_FALSE(acceptor.done());
     listener.reset();
     std::string what = co_await acceptor;
-    INFO(what);
-    CHECK(what.find("accept 127.0.0.1:") == 0);
-    CHECK(what.find("EMFILE") != std::string::npos);
+    CHECK(what.substr(0, 17) == "accept 127.0.0.1:");
+    CHECK(what.substr(what.size() - 8) == "(EMFILE)");
   }(saved, filler));
   for (int fd : filler) ::close(fd);
   ::setrlimit(RLIMIT_NOFILE, &saved);
