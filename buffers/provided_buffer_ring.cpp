@@ -69,7 +69,7 @@ void ProvidedRingCore::unregister() noexcept {
   // Cancel SQEs reach the kernel now, not at the end of the turn: a receive
   // waiting on its socket is cancelled at submission, before the group goes.
   bool cancelling = false;
-  for (ArmedReceive* recv = armed_head_; recv != nullptr; recv = recv->next) {
+  for (ArmedReceive* recv = armed_.head; recv != nullptr; recv = recv->next) {
     try {
       io_uring_prep_cancel(driver_->prepare(nullptr), recv->target, 0);
       cancelling = true;
@@ -83,8 +83,8 @@ void ProvidedRingCore::unregister() noexcept {
   registered_ = false;
   available_ = 0;
   // Receivers waiting for buffers learn that none will come.
-  for (std::size_t n = hooks_; n > 0 && hooks_head_ != nullptr; --n) {
-    RefillHook* hook = hooks_head_;
+  for (std::size_t n = hooks_.size; n > 0 && hooks_.head != nullptr; --n) {
+    RefillHook* hook = hooks_.head;
     unlink(*hook);
     hook->on_refill(hook);
   }
@@ -92,7 +92,7 @@ void ProvidedRingCore::unregister() noexcept {
 }
 
 void ProvidedRingCore::destroy() noexcept {
-  assert(hooks_ == 0 && task_waiters_.empty() && armed_head_ == nullptr);
+  assert(hooks_.size == 0 && task_waiters_.empty() && armed_.head == nullptr);
   munmap(mapping_, mapping_bytes_);
   delete this;
 }
@@ -111,49 +111,18 @@ void ProvidedRingCore::provide(std::uint16_t id) noexcept {
   ++available_;
   // Hooks are called once each; one that re-links itself waits for the next
   // buffer, so the count bounds the loop.
-  for (std::size_t n = hooks_; n > 0 && hooks_head_ != nullptr && available_ > 0; --n) {
-    RefillHook* hook = hooks_head_;
+  for (std::size_t n = hooks_.size; n > 0 && hooks_.head != nullptr && available_ > 0; --n) {
+    RefillHook* hook = hooks_.head;
     unlink(*hook);
     hook->on_refill(hook);
   }
   task_waiters_.wake_all();
 }
 
-void ProvidedRingCore::link(RefillHook& hook) noexcept {
-  if (hook.linked()) return;
-  hook.ring = this;
-  hook.prev = hooks_tail_;
-  hook.next = nullptr;
-  (hooks_tail_ ? hooks_tail_->next : hooks_head_) = &hook;
-  hooks_tail_ = &hook;
-  ++hooks_;
-}
-
-void ProvidedRingCore::unlink(RefillHook& hook) noexcept {
-  if (hook.ring != this) return;
-  (hook.prev ? hook.prev->next : hooks_head_) = hook.next;
-  (hook.next ? hook.next->prev : hooks_tail_) = hook.prev;
-  hook.prev = hook.next = nullptr;
-  hook.ring = nullptr;
-  --hooks_;
-}
-
-void ProvidedRingCore::track(ArmedReceive& recv) noexcept {
-  if (recv.ring != nullptr) return;
-  recv.ring = this;
-  recv.prev = nullptr;
-  recv.next = armed_head_;
-  if (armed_head_ != nullptr) armed_head_->prev = &recv;
-  armed_head_ = &recv;
-}
-
-void ProvidedRingCore::untrack(ArmedReceive& recv) noexcept {
-  if (recv.ring != this) return;
-  (recv.prev ? recv.prev->next : armed_head_) = recv.next;
-  if (recv.next != nullptr) recv.next->prev = recv.prev;
-  recv.prev = recv.next = nullptr;
-  recv.ring = nullptr;
-}
+void ProvidedRingCore::link(RefillHook& hook) noexcept { hooks_.add(hook, this); }
+void ProvidedRingCore::unlink(RefillHook& hook) noexcept { hooks_.remove(hook, this); }
+void ProvidedRingCore::track(ArmedReceive& recv) noexcept { armed_.add(recv, this); }
+void ProvidedRingCore::untrack(ArmedReceive& recv) noexcept { armed_.remove(recv, this); }
 
 namespace {
 

@@ -80,6 +80,32 @@ struct ArmedReceive {
   ProvidedRingCore* ring = nullptr;  // set while tracked
 };
 
+// The ring's list of its RefillHooks or ArmedReceives, linked through the
+// nodes' own prev, next and ring fields (ring is set while listed).
+template <typename Node>
+struct RingMembers {
+  Node* head = nullptr;
+  Node* tail = nullptr;
+  std::size_t size = 0;
+  void add(Node& n, ProvidedRingCore* ring) noexcept {
+    if (n.ring != nullptr) return;
+    n.ring = ring;
+    n.prev = tail;
+    n.next = nullptr;
+    (tail ? tail->next : head) = &n;
+    tail = &n;
+    ++size;
+  }
+  void remove(Node& n, const ProvidedRingCore* ring) noexcept {
+    if (n.ring != ring) return;
+    (n.prev ? n.prev->next : head) = n.next;
+    (n.next ? n.next->prev : tail) = n.prev;
+    n.prev = n.next = nullptr;
+    n.ring = nullptr;
+    --size;
+  }
+};
+
 // The ring itself, shared by the ring object, its views and its receivers'
 // operation records (which may outlive the object while the kernel finishes
 // with them). Single-threaded: only its home shard's thread touches it.
@@ -142,10 +168,8 @@ class ProvidedRingCore {
   std::uint64_t enobufs_ = 0;
   unsigned refs_ = 1;
   bool registered_ = false;
-  RefillHook* hooks_head_ = nullptr;
-  RefillHook* hooks_tail_ = nullptr;
-  std::size_t hooks_ = 0;
-  ArmedReceive* armed_head_ = nullptr;
+  RingMembers<RefillHook> hooks_;
+  RingMembers<ArmedReceive> armed_;
   veloq::internal::WaitList task_waiters_{"provided-buffer ring"};
 };
 
