@@ -183,6 +183,10 @@ MultishotRecv::NextChunk::~NextChunk() {
 }
 
 bool MultishotRecv::NextChunk::await_ready() noexcept {
+  if (stop_.stopped_before_start()) {
+    stopped_fd_ = op_.fd;
+    return true;
+  }
   // Re-arm when the kernel stopped: now if there is nothing to hand out or a
   // buffer to receive into (so receiving overlaps with consuming), else on
   // the next call.
@@ -196,10 +200,22 @@ void MultishotRecv::NextChunk::await_suspend(std::coroutine_handle<> h) noexcept
   op_.waiter = task_;
   op_.resume_at = h;
   op_.waiter_stream_gone = &stream_gone_;
+  stop_.join(task_, this);
+}
+
+void MultishotRecv::NextChunk::stop_waiting(const veloq::internal::StopScope& by) noexcept {
+  if (task_ == nullptr || stream_gone_ || op_.waiter != task_) return;  // no longer waiting: what woke it stands
+  op_.waiter = nullptr;
+  stopped_fd_ = op_.fd;
+  stop_.note_stopped(by);
+  task_->wake();
 }
 
 std::optional<ProvidedBuffer> MultishotRecv::NextChunk::await_resume() {
   task_ = nullptr;
+  if (stop_.stopped()) [[unlikely]]
+    stop_.end(("recv_multishot fd " + std::to_string(stopped_fd_)).c_str());
+  stop_.end("recv_multishot");
   if (stream_gone_) throw io::IoError(EBADF, "recv_multishot on a stream that was destroyed");
   if (op_.count > 0) {
     Op::Chunk c = op_.pop();

@@ -19,6 +19,10 @@
 // every later call. Hold few chunks at a time: each one keeps a ring buffer
 // from the kernel.
 //
+// Inside io::with_timeout or io::with_cancellation, a task waiting in next()
+// stops with the region and throws TimeoutError or OperationCancelled; the
+// receive itself stays armed, and what it receives waits for the next next().
+//
 // A stream may outlive its ring: destroying the ring cancels the receive, and
 // next() then throws ClosedError (again on every later call) once the chunks
 // received before are taken.
@@ -33,14 +37,11 @@
 #pragma once
 
 #include <veloq/buffers/provided_buffer_ring.hpp>
+#include <veloq/runtime/stop_scope.hpp>
 
 #include <coroutine>
 #include <cstdint>
 #include <optional>
-
-namespace veloq::internal {
-class TaskState;
-}
 
 namespace veloq::buffers {
 
@@ -64,10 +65,15 @@ class MultishotRecv {
     void await_suspend(std::coroutine_handle<> h) noexcept;
     std::optional<ProvidedBuffer> await_resume();
 
+    // A scope the task runs in stopped (with_timeout, a cancellation token).
+    void stop_waiting(const veloq::internal::StopScope& by) noexcept;
+
    private:
     Op& op_;
     veloq::internal::TaskState* task_ = nullptr;
     bool stream_gone_ = false;  // the stream was destroyed while this waited: op_ may be freed
+    int stopped_fd_ = -1;       // the socket, for the error of a stopped wait (op_ may be freed by then)
+    veloq::internal::StoppableWait stop_;
   };
   // The next chunk received; std::nullopt at end of stream.
   NextChunk next() noexcept { return NextChunk(*op_); }

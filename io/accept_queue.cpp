@@ -51,7 +51,7 @@ void AcceptQueue::arm(Driver& driver) {
 
 void AcceptQueue::deliver(int result) {
   if (Waiter* w = head_) {
-    if (result < 0) w->failed_op = "accept " + description_;  // may throw: nothing changed yet
+    if (result < 0) w->failed_op = operation();  // may throw: nothing changed yet
     unlink(*w);
     w->result = result;
     w->done = true;

@@ -18,8 +18,9 @@
 #include <veloq/io/driver.hpp>
 #include <veloq/io/file_descriptor.hpp>
 #include <veloq/io/io_error.hpp>
-#include <veloq/runtime/local_executor.hpp>
 #include <veloq/io/socket_address.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/stop_scope.hpp>
 #include <veloq/runtime/task_state.hpp>
 
 #include <cerrno>
@@ -55,6 +56,8 @@ class AcceptQueue : Completion {
   void wait(Waiter& w, veloq::internal::TaskState* task, Driver& driver);
   void unlink(Waiter& w) noexcept;
   int listen_fd() const noexcept { return listen_fd_; }
+  // "accept 127.0.0.1:8080", as errors name the operation.
+  std::string operation() const { return "accept " + description_; }
 
   // The listener is gone: closes queued connections, cancels the accept and
   // closes the listening socket; frees itself now or at the final CQE.
@@ -89,23 +92,49 @@ class [[nodiscard("co_await listener.accept()")]] AcceptOperation {
     if (waiter_.done && !taken_ && waiter_.result >= 0) FileDescriptor(waiter_.result).close_in_background();
   }
 
-  bool await_ready() noexcept { return queue_ == nullptr || queue_->try_take(waiter_); }
+  bool await_ready() noexcept {
+    if (queue_ == nullptr) return true;
+    if (stop_.stopped_before_start()) {
+      name_stopped_wait();
+      return true;
+    }
+    return queue_->try_take(waiter_);
+  }
   void await_suspend(std::coroutine_handle<> h) {
     RuntimeContext& context = RuntimeContext::current("accept");
     veloq::internal::TaskState* task = context.executor().current_task();
     task->resume_point = h;
     queue_->wait(waiter_, task, context.driver());
+    stop_.join(task, this);
   }
   Stream await_resume() {
+    stop_.end(waiter_.failed_op.empty() ? "accept" : waiter_.failed_op.c_str());
     if (queue_ == nullptr || waiter_.queue_closed) throw IoError(EBADF, "accept on a closed listener");
     if (waiter_.result < 0) throw IoError(-waiter_.result, waiter_.failed_op);
     taken_ = true;
     return Stream(FileDescriptor(waiter_.result));
   }
 
+  // A scope the task runs in stopped (with_timeout, a cancellation token).
+  void stop_waiting(const veloq::internal::StopScope& by) noexcept {
+    if (!waiter_.linked) return;  // a connection or an error came first: it stands
+    queue_->unlink(waiter_);
+    name_stopped_wait();  // now: the listener may close before the task resumes
+    stop_.note_stopped(by);
+    waiter_.task->wake();
+  }
+
  private:
+  void name_stopped_wait() noexcept {
+    try {
+      waiter_.failed_op = queue_->operation();
+    } catch (...) {  // the error then says "accept" only
+    }
+  }
+
   AcceptQueue* queue_;
   AcceptQueue::Waiter waiter_;
+  veloq::internal::StoppableWait stop_;
   bool taken_ = false;
 };
 

@@ -1,9 +1,9 @@
-// CancellationToken: stops the I/O of the tasks that run under it.
+// CancellationToken: stops the I/O and the sleeps of the tasks that run under it.
 //
 // A task comes under a token by awaiting work through `with_cancellation`.
 // `token.cancel()` then cancels every operation those regions have in flight
-// (IORING_OP_ASYNC_CANCEL; they throw OperationCancelled), and every
-// operation they start afterwards fails at once the same way. The token
+// (IORING_OP_ASYNC_CANCEL; they throw OperationCancelled) and ends their
+// sleeps the same way, and every such wait they start afterwards fails at once. The token
 // belongs to one shard: cancel it on that shard (from another shard, send the
 // call there with submit_to).
 //
@@ -12,16 +12,18 @@
 //   ...
 //   stop.cancel();   // serve()'s pending read throws OperationCancelled
 //
-// Only Veloq I/O operations that each have their own SQE are interrupted; a
-// region waiting on something else notices the cancellation at its next such
-// operation: a sleep, a lock, and also `accept()` and
-// `MultishotRecv::next()`, which wait for what a shared multishot operation
-// queues (not yet stopped by a token). To stop a task wherever it waits,
-// cancel its JoinHandle instead.
+// What is interrupted: Veloq I/O operations, sleeps, `accept()` and
+// `MultishotRecv::next()` (the shared multishot operation behind the last two
+// stays armed for the next caller). A region waiting on a single-shard
+// primitive (a lock, a semaphore, a channel) notices the cancellation at its
+// next such wait. To stop a task wherever it waits, cancel its JoinHandle.
 #pragma once
 
 #include <veloq/io/scoped_task.hpp>
+#include <veloq/runtime/stop_scope.hpp>
 #include <veloq/runtime/task.hpp>
+
+#include <cerrno>
 
 namespace veloq::io {
 
@@ -30,15 +32,19 @@ class CancellationToken {
   CancellationToken() = default;
   CancellationToken(const CancellationToken&) = delete;
   CancellationToken& operator=(const CancellationToken&) = delete;
-  ~CancellationToken();
+  ~CancellationToken() = default;
 
   // Cancels the operations of every region under this token, now and later.
-  void cancel() noexcept;
+  void cancel() noexcept {
+    cancelled_ = true;
+    scopes_.stop_all(ECANCELED);
+  }
   bool cancelled() const noexcept { return cancelled_; }
 
  private:
-  friend class internal::OpScope;
-  internal::OpScope* scopes_ = nullptr;  // the regions currently running under the token
+  template <typename T>
+  friend Task<T> with_cancellation(CancellationToken& token, Task<T> task);
+  veloq::internal::StopScope::Binding scopes_;  // the regions currently running under the token
   bool cancelled_ = false;
 };
 
@@ -47,7 +53,8 @@ class CancellationToken {
 // cancelled and the task failed, throws OperationCancelled.
 template <typename T>
 Task<T> with_cancellation(CancellationToken& token, Task<T> task) {
-  co_return co_await internal::ScopedTask<T>(std::move(task), &token, Clock::time_point::max(), 0);
+  co_return co_await internal::ScopedTask<T>(std::move(task), &token.scopes_, token.cancelled(),
+                                             Clock::time_point::max(), 0);
 }
 
 }  // namespace veloq::io

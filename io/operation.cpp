@@ -42,9 +42,10 @@ bool OpBase::ready_slow() noexcept {
   if (unstoppable_) return false;
   needs_watch_ = true;
   // An operation started inside a stopped scope fails without reaching the kernel.
-  if (OpScope::open_scopes != 0) {
-    if (int reason = OpScope::stop_reason_from(OpScope::innermost(veloq::internal::running_task()))) {
-      cancel_reason_ = reason;
+  using veloq::internal::StopScope;
+  if (StopScope::open_scopes != 0) {
+    if (const StopScope* stopped = StopScope::stopped_from(StopScope::innermost(veloq::internal::running_task()))) {
+      cancel_reason_ = stopped->reason();
       result_ = -ECANCELED;
       return true;
     }
@@ -58,7 +59,6 @@ bool OpBase::ready_slow() noexcept {
 }
 
 void OpBase::watch() {
-  scope_ = nullptr;
   if (deadline_ != Clock::time_point::max()) {
     DeadlineTimer* t = new (timer_storage_) DeadlineTimer{};
     timer_live_ = true;
@@ -66,11 +66,13 @@ void OpBase::watch() {
     watched_ = true;
     RuntimeContext::current(name_).executor().timers().arm(t->timer, deadline_, &OpBase::on_deadline);
   }
-  if (OpScope::open_scopes != 0) {
-    if (OpScope* scope = OpScope::innermost(task_)) {
-      scope_ = scope;
+  using veloq::internal::StopScope;
+  if (StopScope::open_scopes != 0) {
+    if (StopScope* scope = StopScope::innermost(task_)) {
       watched_ = true;
-      scope->attach(*this);
+      scope_member_.join(
+          *scope, [](void* self, const StopScope& by) noexcept { static_cast<OpBase*>(self)->cancel(by.reason()); },
+          this);
     }
   }
 }
@@ -140,10 +142,7 @@ void OpBase::finish_waiting() noexcept {
     timer_live_ = false;
     timer()->~DeadlineTimer();  // the timer's destructor takes it out of the queue
   }
-  if (scope_ != nullptr) {
-    scope_->detach(*this);
-    scope_ = nullptr;
-  }
+  scope_member_.leave();
 }
 
 void OpBase::close_unclaimed_fd() noexcept {

@@ -43,8 +43,8 @@
 
 #include <veloq/io/completion.hpp>
 #include <veloq/io/driver.hpp>
-#include <veloq/io/op_scope.hpp>
 #include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/stop_scope.hpp>
 #include <veloq/runtime/timer_queue.hpp>
 
 #include <chrono>
@@ -101,7 +101,7 @@ class OpBase : public Completion {
   }
 
   bool ready() noexcept {
-    if (OpScope::open_scopes == 0 && deadline_ == Clock::time_point::max()) [[likely]] return false;
+    if (veloq::internal::StopScope::open_scopes == 0 && deadline_ == Clock::time_point::max()) [[likely]] return false;
     return ready_slow();
   }
   // await_suspend in two halves around filling the SQE, so that a typed
@@ -204,14 +204,7 @@ class OpBase : public Completion {
 
  private:
   int early_result_;
-  OpScope* scope_;  // set by watch(); read only while watched_
-
- public:
-  // For the scope's intrusive list (set by OpScope::attach).
-  OpBase* scope_prev_;
-  OpBase* scope_next_;
-
- private:
+  veloq::internal::StopScope::Member scope_member_;  // joined by watch() inside a scope
   // A DeadlineTimer lives here only while a deadline is armed (timer_live_),
   // so operations without one neither construct nor destroy it.
   alignas(DeadlineTimer) unsigned char timer_storage_[sizeof(DeadlineTimer)];

@@ -9,6 +9,8 @@
 #include <veloq/io/completion.hpp>
 #include <veloq/io/file.hpp>
 #include <veloq/io/io_error.hpp>
+#include <veloq/io/cancellation.hpp>
+#include <veloq/io/with_timeout.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/log.hpp>
@@ -568,6 +570,47 @@ TEST_CASE("a held provided buffer keeps the kernel from reusing it until the vie
     CHECK(ring.available() == 3);
   }(ring, server, client));
   CHECK(ring.available() == 4);
+}
+
+Task<std::optional<ProvidedBuffer>> next_chunk(MultishotRecv& stream) { co_return co_await stream.next(); }
+
+// Sends `text` on `fd` after `delay`, so that a next() nothing stops still ends (late).
+Task<void> send_after(int fd, const char* text, Clock::duration delay) {
+  co_await sleep_for(delay);
+  send_all(fd, text, std::strlen(text));
+}
+
+TEST_CASE("with_timeout and a CancellationToken stop a task waiting in next(); what arrives later waits for the next call") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 11, .entries = 4, .buffer_bytes = 64});
+  auto [client, server] = tcp_pair();
+  FdCloser close_client{client}, close_server{server};
+  ex.block_on([](ProvidedBufferRing& ring, int server, int client) -> Task<void> {
+    MultishotRecv stream(ring, server);
+    auto backstop = spawn(send_after(client, "late", std::chrono::seconds(3)));
+    auto start = Clock::now();
+    try {
+      co_await io::with_timeout(std::chrono::milliseconds(30), next_chunk(stream));
+      FAIL("next() was not stopped");
+    } catch (const io::TimeoutError& e) {
+      CHECK(std::string(e.what()).find("recv_multishot fd " + std::to_string(server)) == 0);
+    }
+    CHECK(stream.armed());  // the receive stays armed for the next caller
+
+    io::CancellationToken token;
+    auto reader = spawn(io::with_cancellation(token, next_chunk(stream)));
+    for (int i = 0; i < 4; ++i) co_await yield();
+    token.cancel();
+    CHECK_THROWS_AS(co_await reader, io::OperationCancelled);
+    CHECK(Clock::now() - start < std::chrono::seconds(2));
+
+    send_all(client, "now", 3);
+    std::optional<ProvidedBuffer> chunk = co_await next_chunk(stream);
+    REQUIRE(chunk.has_value());
+    CHECK(chunk->chars() == "now");
+    backstop.cancel();
+    CHECK_THROWS_AS(co_await backstop, TaskCancelled);
+  }(ring, server, client));
 }
 
 TEST_CASE("a task waiting for provided buffers resumes when a view is dropped") {

@@ -37,6 +37,18 @@ Task<void> let_others_run() {
   for (int i = 0; i < 4; ++i) co_await veloq::yield();
 }
 
+// Longer than any test waits: a region that is not stopped ends late, and fails its check.
+Task<void> sleep_3s() { co_await veloq::sleep_for(3s); }
+
+Task<TcpStream> accept_one(TcpListener& listener) { co_return co_await listener.accept(); }
+
+// Connects to `address` after `delay`, so that an accept nothing stops still ends (late).
+Task<void> connect_after(SocketAddress address, Clock::duration delay) {
+  co_await veloq::sleep_for(delay);
+  auto stream = co_await TcpStream::connect(address);
+  co_await veloq::sleep_for(1h);  // keeps the connection open until cancelled
+}
+
 }  // namespace
 
 TEST_CASE("cancelling a task cancels its pending receive and the stream stays usable") {
@@ -239,5 +251,62 @@ TEST_CASE("close reaches the kernel inside a cancelled scope and past a deadline
     co_await pair.server.close().with_timeout(0ms);
     CHECK(::fcntl(server_fd, F_GETFD) == -1);
     CHECK(errno == EBADF);
+  }());
+}
+
+TEST_CASE("with_timeout and a CancellationToken end a sleep in their region") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto start = Clock::now();
+    try {
+      co_await with_timeout(30ms, sleep_3s());
+      FAIL("the sleep was not stopped");
+    } catch (const TimeoutError& e) {
+      CHECK(std::string(e.what()).find("sleep: ") == 0);
+    }
+    CHECK(Clock::now() - start < 2s);
+
+    CancellationToken token;
+    auto sleeper = spawn(with_cancellation(token, sleep_3s()));
+    co_await let_others_run();
+    start = Clock::now();
+    token.cancel();
+    CHECK_THROWS_AS(co_await sleeper, OperationCancelled);
+    // A sleep started under a cancelled token fails at once.
+    CHECK_THROWS_AS(co_await with_cancellation(token, sleep_3s()), OperationCancelled);
+    CHECK(Clock::now() - start < 2s);
+  }());
+}
+
+TEST_CASE("with_timeout and a CancellationToken stop a task waiting in accept; the next connection is not lost") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto listener = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
+    auto backstop = spawn(connect_after(listener.local_address(), 3s));
+    auto start = Clock::now();
+    try {
+      co_await with_timeout(30ms, accept_one(listener));
+      FAIL("the accept was not stopped");
+    } catch (const TimeoutError& e) {
+      CHECK(std::string(e.what()).find("accept 127.0.0.1:") == 0);
+    }
+    CHECK(Clock::now() - start < 2s);
+
+    CancellationToken token;
+    auto acceptor = spawn(with_cancellation(token, accept_one(listener)));
+    co_await let_others_run();
+    token.cancel();
+    CHECK_THROWS_AS(co_await acceptor, OperationCancelled);
+    CHECK(Clock::now() - start < 2s);
+
+    // The stopped waiters left the queue: a connection made now goes to the next accept.
+    auto client = co_await TcpStream::connect(listener.local_address());
+    auto server = co_await with_timeout(5s, accept_one(listener));
+    co_await client.write_all("x", 1);
+    char c = 0;
+    co_await server.read_exact(&c, 1);
+    CHECK(c == 'x');
+    backstop.cancel();
+    CHECK_THROWS_AS(co_await backstop, TaskCancelled);
   }());
 }
