@@ -8,6 +8,7 @@
 #pragma once
 
 #include <veloq/mesh/mesh_message.hpp>
+#include <veloq/runtime/errors.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/outcome.hpp>
 
@@ -111,7 +112,11 @@ class [[nodiscard("co_await the RemoteCall to get the result")]] RemoteCall {
 
   bool ready() const noexcept { return job_ && job_->completed; }
 
-  bool await_ready() const noexcept { return job_->completed; }
+  bool await_ready() const {
+    if (job_ == nullptr) [[unlikely]]
+      throw RuntimeMisuse("veloq: co_await of an empty RemoteCall (moved from or already awaited)");
+    return job_->completed;
+  }
   void await_suspend(std::coroutine_handle<> h) noexcept {
     waiting_ = internal::running_task();
     waiting_->resume_point = h;

@@ -41,9 +41,14 @@ class Sharded {
   // Constructs T(args...) on every shard, each on its own thread. If a
   // constructor throws, the instances the other shards built are stopped and
   // destroyed (see stop()) before the first exception is rethrown: a caller
-  // whose start() failed has nothing to stop, and nothing leaks.
+  // whose start() failed has nothing to stop, and nothing leaks. A start()
+  // before the previous stop() has ended throws RuntimeMisuse.
   template <typename... Args>
   Task<void> start(Args... args) {
+    if (started_)
+      throw RuntimeMisuse("veloq: Sharded<T>::start on shard " + std::to_string(shard_id()) +
+                          " while it is started (stop() it first)");
+    started_ = true;
     instances_.resize(shard_count());
     stopping_.resize(shard_count());
     // Named, not a temporary inside co_await: see the g++ 12 note in submit_to.hpp.
@@ -88,8 +93,10 @@ class Sharded {
   // (if T has one), waits for the calls still running to end, and destroys
   // the instance there. A stop() while another runs waits for that one on
   // each shard rather than stop (and later use) an instance the other destroys.
+  // Once it has ended, start() may build new instances.
   Task<void> stop() {
-    return veloq::invoke_on_all([this]() -> Task<void> {
+    // Named, not a temporary inside co_await: see the g++ 12 note in submit_to.hpp.
+    auto stop_here = [this]() -> Task<void> {
       Local* local = local_here();
       if (local == nullptr) co_return;  // never started, or stopped
       unsigned id = shard_id();
@@ -112,7 +119,9 @@ class Sharded {
       if constexpr (requires(T& t) { t.stop(); }) co_await local->instance.stop();
       co_await calls_ended;
       instances_[id].reset();
-    });
+    };
+    co_await veloq::invoke_on_all(std::move(stop_here));
+    started_ = false;
   }
 
  private:
@@ -157,6 +166,7 @@ class Sharded {
   }
 
   std::vector<std::unique_ptr<Local>> instances_;
+  bool started_ = false;  // from start() until a stop() has ended; read where start() and stop() are called
   std::vector<Event*> stopping_;  // [shard]: the stop() under way there; each touched on its own shard only
 };
 

@@ -5,7 +5,10 @@
 // handle) lets the task run on unobserved; `cancel()` asks it to stop at its
 // next suspension point, destroying its frame so every operation it has in
 // flight is cancelled too. Single-shard: no atomics; only the task's own shard
-// may touch the handle.
+// may touch the handle. Elsewhere (a handle returned through submit_to),
+// awaiting it or taking its result throws RuntimeMisuse, and cancelling,
+// detaching or dropping it logs an error and leaves the task alone (its
+// state is then never freed): reach the task's shard with submit_to instead.
 //
 // While a task awaits a handle, the join is that task's: the handle may be
 // moved (a vector of handles growing) and the result still comes out of it
@@ -42,6 +45,10 @@ void request_cancel(TaskState* task) noexcept;
 // Logs the failure of a finished task whose handle is dropped unawaited (a
 // cancellation is not one). Defined in local_executor.cpp.
 void report_unobserved_failure(const TaskState* task, std::exception_ptr error) noexcept;
+// A JoinHandle used on a thread other than its task's shard: throws
+// RuntimeMisuse naming `what` was attempted, or (`log_only`, for the noexcept
+// paths) logs it. Defined in local_executor.cpp.
+void refuse_foreign_handle(const char* what, bool log_only);
 
 }  // namespace internal
 
@@ -71,6 +78,11 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
   // task awaits the handle, that task keeps the join instead.
   void detach() noexcept {
     if (state_ == nullptr) return;
+    if (!at_home()) [[unlikely]] {
+      internal::refuse_foreign_handle("drop or detach", true);
+      state_ = nullptr;
+      return;
+    }
     if (state_->join_awaiter != nullptr) {
       auto* awaiter = static_cast<Awaiter*>(state_->join_awaiter);
       awaiter->handle = nullptr;
@@ -83,13 +95,16 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
   // Asks the task to stop; awaiting the handle then throws TaskCancelled
   // (unless the task had already finished).
   void cancel() noexcept {
-    if (state_) internal::request_cancel(state_);
+    if (state_ == nullptr) return;
+    if (!at_home()) [[unlikely]] return internal::refuse_foreign_handle("cancel", true);
+    internal::request_cancel(state_);
   }
 
   // The result of a finished task (for code outside coroutines, e.g. block_on).
   // Refused for a task still running (there is no result yet, and the handle
   // stays joinable), for a handle another task awaits, and for an empty handle.
   T take_result() {
+    if (state_ != nullptr && !at_home()) [[unlikely]] internal::refuse_foreign_handle("take_result", false);
     if (!done())
       throw RuntimeMisuse("veloq: take_result of a JoinHandle whose task has not finished, or that is empty");
     if (state_->join_awaiter != nullptr) throw RuntimeMisuse("veloq: take_result of a JoinHandle another task awaits");
@@ -101,6 +116,9 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
 
  private:
   friend class LocalExecutor;
+
+  // On the shard that spawned the task (the only place the state may be touched).
+  bool at_home() const noexcept { return state_->owner_tag == &internal::this_thread_tag; }
 
   // take_result() for a task known to be done (an awaiter that has resumed).
   T take_finished() { return take_from(std::exchange(state_, nullptr)); }
@@ -131,6 +149,7 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
       // Detached, moved from or already joined: there is no task to wait for.
       if (handle->state_ == nullptr)
         throw RuntimeMisuse("veloq: co_await of an empty JoinHandle (detached, moved from or already joined)");
+      if (!handle->at_home()) [[unlikely]] internal::refuse_foreign_handle("co_await", false);
       // A finished task another task is about to join is refused below.
       return handle->state_->done() && handle->state_->join_awaiter == nullptr;
     }

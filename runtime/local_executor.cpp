@@ -41,6 +41,14 @@ void report_unobserved_failure(const TaskState* task, std::exception_ptr error) 
   report_detached_failure(task, std::move(error));
 }
 
+void refuse_foreign_handle(const char* what, bool log_only) {
+  static constexpr const char* why =
+      " of a JoinHandle on a thread other than its task's shard (a handle belongs to the shard that spawned "
+      "the task; reach that shard with submit_to)";
+  if (!log_only) throw RuntimeMisuse(std::string("veloq: ") + what + why);
+  log().error("veloq: {}{}; ignored, and the task's state is never freed", what, why);
+}
+
 void request_cancel(TaskState* task) noexcept {
   // A finished task's executor may be gone (its JoinHandle outlived it).
   if (!task->done()) task->executor->cancel(task);

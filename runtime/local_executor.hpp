@@ -54,9 +54,6 @@ namespace veloq {
 class BlockingPool;
 namespace internal {
 class BlockingInbox;
-// One byte per thread, never read: its address tells threads apart in a
-// couple of instructions (a thread-local offset, no call).
-inline thread_local char this_thread_tag;
 }  // namespace internal
 
 // How to spawn a task: its name (shown in task dumps and failure logs) and
@@ -281,6 +278,7 @@ JoinHandle<T> LocalExecutor::spawn(Task<T> task, const SpawnOptions& options, So
   s->root = h;
   s->resume_point = h;
   s->executor = this;
+  s->owner_tag = owner_tag_;
   s->name = options.name;
   s->sched_class = cls;
   s->ready_queue = &classes_.entry(cls).queue;

@@ -44,7 +44,7 @@ class Notify {
     Wait(Notify& notify, bool ready) noexcept : notify_(notify), ready_(ready) {}
     Wait(const Wait&) = delete;
     ~Wait() {
-      // Chosen, and destroyed before it resumed: still listed in `chosen_`
+      // Chosen, and destroyed before it resumed: still listed in `woken_`
       // unless the Notify is gone too.
       if (chosen_ && linked()) {
         unlink();
@@ -75,9 +75,15 @@ class Notify {
     auto* w = static_cast<Wait*>(waiters_.front());
     w->chosen_ = true;
     waiters_.wake_front();
-    chosen_.keep(*w);
+    woken_.keep(*w);
   }
-  void notify_all() noexcept { waiters_.wake_all(); }
+  void notify_all() noexcept {
+    // Kept too, so that a Channel destroyed before they run can tell them (woken_by_destroyed).
+    while (internal::Waiter* w = waiters_.front()) {
+      waiters_.wake_front();
+      woken_.keep(*w);
+    }
+  }
   std::size_t waiters() const noexcept { return waiters_.size(); }
 
   Wait wait() noexcept { return Wait(*this, std::exchange(permit_, false)); }
@@ -86,10 +92,10 @@ class Notify {
   template <typename T>
   friend class Channel;
   // A notify its errors call `name` (a string literal), for Channel.
-  explicit Notify(const char* name) noexcept : waiters_(name), chosen_(name) {}
+  explicit Notify(const char* name) noexcept : waiters_(name), woken_(name) {}
 
   internal::WaitList waiters_;
-  internal::WaitList chosen_;  // woken by notify_one(), not yet resumed
+  internal::WaitList woken_;  // woken, not yet resumed
   bool permit_ = false;
 };
 

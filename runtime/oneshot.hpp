@@ -1,6 +1,7 @@
 // Oneshot: hands one value from one task to another on the same shard.
 // make_oneshot<T>() returns the two ends. Awaiting the receiver yields the
-// value, or throws ClosedError if the sender was dropped without sending.
+// value, or throws ClosedError if the sender was dropped without sending
+// (and on a second receive: the value is handed out once).
 //
 //   auto [tx, rx] = veloq::make_oneshot<int>();
 //   veloq::spawn(producer(std::move(tx))).detach();
@@ -20,6 +21,7 @@ template <typename T>
 struct OneshotState {
   std::optional<T> value;
   bool sender_gone = false;
+  bool received = false;  // the value was taken: a second receive() is refused
   Event ready;
   int refs = 2;
   void release() noexcept {
@@ -64,8 +66,12 @@ class OneshotReceiver {
   Task<T> receive() {
     if (!state_) throw RuntimeMisuse("veloq: receive on a moved-from OneshotReceiver");
     co_await state_->ready.wait();
+    if (state_->received) throw ClosedError("veloq: oneshot already received");
     if (!state_->value) throw ClosedError("veloq: oneshot sender dropped without sending");
-    co_return std::move(*state_->value);
+    state_->received = true;
+    T value = std::move(*state_->value);
+    state_->value.reset();
+    co_return value;
   }
 
  private:

@@ -18,6 +18,10 @@ namespace veloq::internal {
 
 class ReadyQueue;
 
+// One byte per thread, never read: its address tells threads apart in a
+// couple of instructions (a thread-local offset, no call).
+inline thread_local char this_thread_tag;
+
 class TaskState {
  public:
   // Ordered: wake() tests `phase >= queued` for "queued or done".
@@ -45,6 +49,9 @@ class TaskState {
   // resumes or is destroyed, so a handle moved or dropped meanwhile can tell
   // it where the join now lives. Typed by JoinHandle<T>, the only user.
   void* join_awaiter = nullptr;
+  // The this_thread_tag of the shard thread that spawned the task: its
+  // JoinHandle may be used there only (the executor may be gone by then).
+  const char* owner_tag = nullptr;
 
   bool queued() const noexcept { return phase == Phase::queued; }
   bool done() const noexcept { return phase == Phase::done; }

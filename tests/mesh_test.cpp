@@ -191,6 +191,55 @@ TEST_CASE("submit_to carries values, void, move-only results and exceptions back
   });
 }
 
+TEST_CASE("awaiting a RemoteCall twice, or a moved-from one, throws RuntimeMisuse") {
+  Runtime rt(unpinned(2));
+  rt.run([]() -> Task<void> {
+    auto seven = [] { return 7; };
+    RemoteCall<int> call = submit_to(1, seven);
+    CHECK(co_await std::move(call) == 7);
+    CHECK_THROWS_WITH_AS(co_await std::move(call), "veloq: co_await of an empty RemoteCall (moved from or already awaited)",
+                         RuntimeMisuse);
+    RemoteCall<int> first = submit_to(1, seven);
+    RemoteCall<int> second = std::move(first);
+    CHECK_THROWS_AS(co_await std::move(first), RuntimeMisuse);  // NOLINT(bugprone-use-after-move): the misuse under test
+    CHECK(co_await std::move(second) == 7);
+  });
+}
+
+namespace {
+Task<int> answer_later() {
+  co_await sleep_for(20ms);
+  co_return 42;
+}
+}  // namespace
+
+// A JoinHandle belongs to the shard that spawned its task. Awaited elsewhere
+// (here handed back by a submit_to), it used to register the other shard's
+// running task as the joiner, read across threads: a crash when that shard
+// was idle. It is refused now, and the task's own shard can still join it.
+TEST_CASE("a JoinHandle awaited on a shard other than its task's throws RuntimeMisuse; its own shard can still join it") {
+  Runtime rt(unpinned(2));
+  int joined = rt.run([]() -> Task<int> {
+    auto spawn_there = [] { return spawn(answer_later()); };
+    JoinHandle<int> handle = co_await submit_to(1, spawn_there);
+    try {
+      (void)co_await handle;
+      FAIL("awaited on the wrong shard");
+    } catch (const RuntimeMisuse& e) {
+      CHECK(std::string(e.what()).find("co_await of a JoinHandle on a thread other than its task's shard") !=
+            std::string::npos);
+    }
+    CHECK_THROWS_AS((void)handle.take_result(), RuntimeMisuse);
+    // Shard 0 is suspended in this submit_to while shard 1 takes the handle over.
+    auto join_there = [&handle]() -> Task<int> {
+      JoinHandle<int> here = std::move(handle);
+      co_return co_await here;
+    };
+    co_return co_await submit_to(1, std::move(join_there));
+  });
+  CHECK(joined == 42);
+}
+
 // A shard id past the runtime's last shard is refused with out_of_range by
 // every call that addresses a shard, whichever way its closure travels; a
 // thread with no runtime context gets NoRuntimeContext. Neither may index
@@ -724,6 +773,35 @@ struct SlowStop {
 // each instance is stopped once, the later call waits for the earlier one on
 // every shard, and nobody uses an instance the other already destroyed. A
 // stop() before start() has nothing to stop.
+namespace {
+struct SlowReader {
+  int value = 5;
+  Task<int> read_later() {
+    co_await sleep_for(50ms);
+    co_return value;
+  }
+};
+}  // namespace
+
+// A second start() used to build new instances over the live ones, destroying
+// them without stop() under the calls still running in them.
+TEST_CASE("Sharded<T>::start while started throws RuntimeMisuse and leaves the instances in use alone; after stop() it starts again") {
+  Runtime rt(unpinned(2));
+  rt.run([]() -> Task<void> {
+    Sharded<SlowReader> readers;
+    co_await readers.start();
+    RemoteCall<int> call = readers.invoke_on(1, &SlowReader::read_later);
+    co_await sleep_for(10ms);  // the call now runs inside the instance on shard 1
+    CHECK_THROWS_WITH_AS(co_await readers.start(),
+                         "veloq: Sharded<T>::start on shard 0 while it is started (stop() it first)", RuntimeMisuse);
+    CHECK(co_await std::move(call) == 5);
+    co_await readers.stop();
+    co_await readers.start();
+    CHECK(co_await readers.invoke_on(1, [](SlowReader& r) { return r.value; }) == 5);
+    co_await readers.stop();
+  });
+}
+
 TEST_CASE("Sharded<T>::stop called twice at once stops each instance once and both wait for it") {
   Runtime rt(unpinned(2));
   int live_after_second = -1;

@@ -339,7 +339,7 @@ TEST_CASE("a bounded channel applies back-pressure, keeps order and drains after
   }());
 }
 
-TEST_CASE("a oneshot delivers one value, or an error when the sender is dropped") {
+TEST_CASE("a oneshot delivers one value once, or an error when the sender is dropped") {
   LocalExecutor ex;
   ex.block_on([]() -> Task<void> {
     auto [tx, rx] = make_oneshot<std::string>();
@@ -358,6 +358,8 @@ TEST_CASE("a oneshot delivers one value, or an error when the sender is dropped"
     tx3.send(3);
     CHECK_THROWS_AS(co_await rx3.receive(), RuntimeMisuse);  // NOLINT(bugprone-use-after-move): the misuse under test
     CHECK(co_await taken.receive() == 3);
+    // The value is handed out once: a second receive is refused, not given what the first moved from.
+    CHECK_THROWS_WITH_AS(co_await taken.receive(), "veloq: oneshot already received", ClosedError);
   }());
 }
 
@@ -578,6 +580,23 @@ TEST_CASE("a mutex or channel destroyed after waking a task, before it runs, fai
     co_await expect_closed(locker, "veloq: mutex destroyed while a task waited on it");
     co_await expect_closed(c.sender, "veloq: channel destroyed while a task waited on it");
     co_await expect_closed(c.receiver, "veloq: channel destroyed while a task waited on it");
+  }());
+}
+
+TEST_CASE("receivers woken by close(), their channel destroyed before they run, fail with ClosedError") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    auto channel = std::make_unique<Channel<int>>(1);
+    auto receive = [](Channel<int>& c) -> Task<void> { (void)co_await c.recv(); };
+    JoinHandle<void> first = spawn(receive(*channel));
+    JoinHandle<void> second = spawn(receive(*channel));
+    co_await yield();
+    REQUIRE_FALSE(first.done());
+    REQUIRE_FALSE(second.done());
+    channel->close();  // wakes both receivers ...
+    channel.reset();   // ... and the channel goes before they run
+    co_await expect_closed(first, "veloq: channel destroyed while a task waited on it");
+    co_await expect_closed(second, "veloq: channel destroyed while a task waited on it");
   }());
 }
 
