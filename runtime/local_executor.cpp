@@ -286,10 +286,13 @@ void LocalExecutor::poll_or_park() {
   // MSG_RING wake-ups of parked peers prepared this turn leave with the enter
   // below. An idle shard sends them before it spins, so the peers do not wait
   // for the spin, and reaps its own CQEs for them, so they end neither the
-  // spin nor the park.
+  // spin nor the park. What those completions stage for other shards (a
+  // buffer going home) goes now, not after the park (its wake-ups by eventfd,
+  // as the turn's enter has gone).
   if (endpoint_.end_turn() && idle) {
     driver_.enter(false);
     driver_.reap();
+    endpoint_.flush_outbound();
     idle = classes_.empty();
   }
   std::optional<Clock::time_point> deadline = timers_.next_deadline();
