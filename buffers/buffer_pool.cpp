@@ -291,6 +291,7 @@ void BufferPool::AcquireAwaiter::await_suspend(std::coroutine_handle<> h) noexce
 }
 
 Buffer BufferPool::AcquireAwaiter::await_resume() {
+  grant_.throw_if_interrupted();  // a stopped region: a buffer granted meanwhile goes back in the destructor
   taken_ = true;
   if (ready_) return std::move(ready_);
   if (grant_.pool_closed) throw ClosedError("veloq: the buffer pool was destroyed while a task waited for a buffer");

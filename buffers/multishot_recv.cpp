@@ -215,7 +215,6 @@ std::optional<ProvidedBuffer> MultishotRecv::NextChunk::await_resume() {
   task_ = nullptr;
   if (stop_.stopped()) [[unlikely]]
     stop_.end(("recv_multishot fd " + std::to_string(stopped_fd_)).c_str());
-  stop_.end("recv_multishot");
   if (stream_gone_) throw io::IoError(EBADF, "recv_multishot on a stream that was destroyed");
   if (op_.count > 0) {
     Op::Chunk c = op_.pop();

@@ -264,6 +264,7 @@ class ProvidedBufferRing {
     void await_suspend(std::coroutine_handle<> h) noexcept;
     // Throws ClosedError when the ring was destroyed instead.
     void await_resume() const {
+      waiter_.throw_if_interrupted();
       if (!core_.registered())
         throw ClosedError("veloq: the provided-buffer ring was destroyed while a receiver waited for buffers");
     }

@@ -1,22 +1,27 @@
-// CancellationToken: stops the I/O and the sleeps of the tasks that run under it.
+// CancellationToken: stops the waits (I/O, sleeps, locks, joins) of the tasks that run under it.
 //
 // A task comes under a token by awaiting work through `with_cancellation`.
 // `token.cancel()` then cancels every operation those regions have in flight
-// (IORING_OP_ASYNC_CANCEL; they throw OperationCancelled) and ends their
-// sleeps the same way, and every such wait they start afterwards fails at once. The token
-// belongs to one shard: cancel it on that shard (from another shard, send the
-// call there with submit_to).
+// (IORING_OP_ASYNC_CANCEL; they throw OperationCancelled), ends their other
+// waits the same way, and every wait they start afterwards fails at once.
+// The token belongs to one shard: cancel it on that shard (from another
+// shard, send the call there with submit_to).
 //
 //   veloq::io::CancellationToken stop;
 //   auto worker = veloq::spawn(veloq::io::with_cancellation(stop, serve(stream)));
 //   ...
 //   stop.cancel();   // serve()'s pending read throws OperationCancelled
 //
-// What is interrupted: Veloq I/O operations, sleeps, `accept()` and
-// `MultishotRecv::next()` (the shared multishot operation behind the last two
-// stays armed for the next caller). A region waiting on a single-shard
-// primitive (a lock, a semaphore, a channel) notices the cancellation at its
-// next such wait. To stop a task wherever it waits, cancel its JoinHandle.
+// What is stopped: every wait that suspends the task. Veloq I/O operations
+// (cancelled in the kernel), sleeps, `accept()` and `MultishotRecv::next()`
+// (the multishot operation behind them stays armed for the next caller),
+// waits on a Semaphore, Mutex, Notify, Event, Channel, Gate, BufferPool or
+// mesh room_for,
+// and awaits of a JoinHandle, a TaskScope's join or a submit_to reply (the
+// work behind those runs on; the handle or call may be awaited again). Not
+// stopped: a wait that does not suspend (a free lock is taken) and a
+// spawn_blocking call.
+// To end a task outright, cancel its JoinHandle.
 #pragma once
 
 #include <veloq/io/scoped_task.hpp>

@@ -1,20 +1,26 @@
-// with_timeout / with_deadline: bound how long a piece of I/O work may take.
+// with_timeout / with_deadline: bound how long a piece of work may take.
 //
 //   auto n = co_await veloq::io::with_timeout(std::chrono::seconds(2), read_request(stream));
 //
-// The result is a Task (await it, or spawn it); the work runs inline in it. If it is still running at
-// the deadline, every I/O operation it has in flight is cancelled, its sleep
-// ends, and every such wait it starts afterwards fails at once; with_timeout then throws TimeoutError
-// (errno ETIMEDOUT). If the task finishes first, its result is returned.
+// The result is a Task (await it, or spawn it); the work runs inline in it.
+// If it is still running at the deadline, the wait it is in is stopped (an
+// I/O operation in flight is cancelled), and every wait it starts afterwards
+// fails at once; with_timeout then throws TimeoutError (errno ETIMEDOUT). If
+// the task finishes first, its result is returned.
 // The deadline is a shard timer, not a kernel timeout, so thousands of
 // concurrent with_timeout calls still cost the kernel one timeout per wait.
 // For a single operation, `op.with_timeout(d)` does the same without a task.
 //
-// What is interrupted: Veloq I/O operations, sleeps, `accept()` and
-// `MultishotRecv::next()` (the shared multishot operation behind the last two
-// stays armed for the next caller). A task waiting on a single-shard
-// primitive (a lock, a semaphore, a channel) is stopped at its next such
-// wait. Cancel its JoinHandle to stop it wherever it waits.
+// What is stopped: every wait that suspends the task. Veloq I/O operations
+// (cancelled in the kernel), sleeps, `accept()` and `MultishotRecv::next()`
+// (the multishot operation behind them stays armed for the next caller),
+// waits on a Semaphore, Mutex, Notify, Event, Channel, Gate, BufferPool or
+// mesh room_for,
+// and awaits of a JoinHandle, a TaskScope's join or a submit_to reply (the
+// work behind those runs on; the handle or call may be awaited again). Not
+// stopped: a wait that does not suspend (a free lock is taken) and a
+// spawn_blocking call.
+// The work's own code decides what to do about it (catch, clean up, rethrow).
 #pragma once
 
 #include <veloq/io/scoped_task.hpp>

@@ -122,7 +122,7 @@ class MeshEndpoint {
     RoomAwaiter(MeshEndpoint& endpoint, unsigned to) noexcept : endpoint_(endpoint), to_(to) {}
     bool await_ready() const noexcept;
     void await_suspend(std::coroutine_handle<> h) noexcept;
-    void await_resume() const { waiter_.throw_if_orphaned(); }
+    void await_resume() const { waiter_.throw_if_interrupted(); }
 
    private:
     MeshEndpoint& endpoint_;

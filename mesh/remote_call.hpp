@@ -121,9 +121,11 @@ class [[nodiscard("co_await the RemoteCall to get the result")]] RemoteCall {
     waiting_ = internal::running_task();
     waiting_->resume_point = h;
     job_->waiter = waiting_;
+    stop_.join(waiting_, this);
   }
   R await_resume() {
     waiting_ = nullptr;
+    stop_.end("submit_to");
     internal::RemoteJob<R>* job = std::exchange(job_, nullptr);
     struct Free {
       internal::RemoteJob<R>* job;
@@ -132,9 +134,23 @@ class [[nodiscard("co_await the RemoteCall to get the result")]] RemoteCall {
     return job->outcome.take();
   }
 
+  // A region the awaiting task runs in stopped (io::with_timeout, a
+  // cancellation token): the wait is given up; the call still runs, and the
+  // RemoteCall may be awaited again (or dropped: the reply frees the job).
+  // To await it again, await it as an lvalue (`co_await call`): g++ 12 moves
+  // the operand of `co_await std::move(call)` into a temporary, which the
+  // stopped wait then drops.
+  void stop_waiting(const internal::StopScope& by) noexcept {
+    if (waiting_ == nullptr || job_->waiter != waiting_) return;  // the reply came first: it stands
+    job_->waiter = nullptr;
+    stop_.note_stopped(by);
+    waiting_->wake();
+  }
+
  private:
   internal::RemoteJob<R>* job_;
   internal::TaskState* waiting_ = nullptr;
+  internal::StoppableWait stop_;
 };
 
 }  // namespace veloq

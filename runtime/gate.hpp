@@ -70,7 +70,7 @@ class Gate {
     void await_suspend(std::coroutine_handle<> h) noexcept {
       gate_.drain_waiters_.push_back(waiter_, internal::running_task(), h);
     }
-    void await_resume() const { waiter_.throw_if_orphaned(); }
+    void await_resume() const { waiter_.throw_if_interrupted(); }
 
    private:
     Gate& gate_;

@@ -19,6 +19,7 @@
 
 #include <veloq/runtime/errors.hpp>
 #include <veloq/runtime/outcome.hpp>
+#include <veloq/runtime/stop_scope.hpp>
 #include <veloq/runtime/task_state.hpp>
 
 #include <coroutine>
@@ -141,9 +142,11 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
   }
 
   struct Awaiter {
+    explicit Awaiter(JoinHandle* h) noexcept : handle(h) {}
     JoinHandle* handle;                                // null once the handle was dropped while we wait
     internal::TypedTaskState<T>* inherited = nullptr;  // ... and then its state is ours
     internal::TaskState* joiner = nullptr;             // set while suspended, until resumed
+    internal::StoppableWait stop_;
 
     bool await_ready() const {
       // Detached, moved from or already joined: there is no task to wait for.
@@ -165,16 +168,33 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
       joiner->resume_point = h;
       s->join_waiter = joiner;
       s->join_awaiter = this;
+      stop_.join(joiner, this);
     }
     // The join ends here: no handle refers to the state any more, so its
     // `join_awaiter` is left as it is.
     T await_resume() {
+      stop_.end("join");
       joiner = nullptr;
       if (inherited == nullptr) [[likely]] return handle->take_finished();
       return take_from(std::exchange(inherited, nullptr));
     }
+    // A region the joining task runs in stopped (io::with_timeout, a
+    // cancellation token): the join is given up, and the handle (if any)
+    // may be awaited again. The task runs on.
+    void stop_waiting(const internal::StopScope& by) noexcept {
+      if (joiner == nullptr) return;
+      internal::TypedTaskState<T>* s = inherited != nullptr ? inherited : handle->state_;
+      if (s->join_waiter != joiner) return;  // the task ended first: its result stands
+      s->join_waiter = nullptr;
+      s->join_awaiter = nullptr;
+      stop_.note_stopped(by);
+      std::exchange(joiner, nullptr)->wake();
+    }
     ~Awaiter() {
-      if (joiner == nullptr) return;  // did not wait, or resumed
+      if (joiner == nullptr) {  // did not wait, resumed, or stopped
+        if (inherited != nullptr) let_go(inherited);  // stopped after the handle went: nobody joins the task now
+        return;
+      }
       // Destroyed while waiting (our task was cancelled), or after the task
       // ended but before we resumed.
       internal::TypedTaskState<T>* s = inherited != nullptr ? inherited : handle->state_;

@@ -27,7 +27,7 @@ class ListAwaiter : public Waiter {
   ListAwaiter(WaitList& list, bool ready) noexcept : list_(list), ready_(ready) {}
   bool await_ready() const noexcept { return ready_; }
   void await_suspend(std::coroutine_handle<> h) noexcept { list_.push_back(*this, running_task(), h); }
-  void await_resume() const { throw_if_orphaned(); }
+  void await_resume() const { throw_if_interrupted(); }
 
  private:
   WaitList& list_;
@@ -56,7 +56,7 @@ class Notify {
       notify_.waiters_.push_back(*this, internal::running_task(), h);
     }
     void await_resume() {
-      throw_if_orphaned();
+      throw_if_interrupted();
       unlink();
     }
 

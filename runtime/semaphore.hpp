@@ -63,7 +63,7 @@ class Semaphore {
       sem_.waiters_.push_back(*this, internal::running_task(), h);
     }
     void await_resume() {
-      throw_if_orphaned();
+      throw_if_interrupted();
       unlink();  // the units, if granted, are the caller's now
       // A waiter woken (granted, or failed by close()) does not look at the
       // semaphore: it may be gone. One that never waited found it closed.

@@ -119,4 +119,9 @@ void StopScope::stop_members(const StopScope& by) noexcept {
   }
 }
 
+bool StoppableWait::stopped_before_start_slow() noexcept {
+  stopped_by_ = StopScope::stopped_from(StopScope::innermost(running_task()));
+  return stopped_by_ != nullptr;
+}
+
 }  // namespace veloq::internal

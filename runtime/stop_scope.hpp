@@ -17,7 +17,6 @@
 // fails with the same error as an I/O operation in the same region.
 #pragma once
 
-#include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/task_state.hpp>
 #include <veloq/runtime/timer_queue.hpp>
 
@@ -134,8 +133,7 @@ class StoppableWait {
   // True if the running task is inside a stopped scope (the wait must not start).
   bool stopped_before_start() noexcept {
     if (StopScope::open_scopes == 0) [[likely]] return false;
-    stopped_by_ = StopScope::stopped_from(StopScope::innermost(running_task()));
-    return stopped_by_ != nullptr;
+    return stopped_before_start_slow();
   }
   // Joins the task's innermost scope, if any.
   template <typename Owner>
@@ -150,16 +148,18 @@ class StoppableWait {
     stopped_by_ = &by;
     member_.leave();
   }
-  // The wait ended: throws what the scope says if one stopped it.
-  // `what` names the wait for the error message.
-  void end(const char* what) {
-    member_.leave();
-    // The scope is still open: it closes only after the region's work, this wait included, is over.
+  // The wait ended: throws what the scope says if one stopped it (the
+  // scope is still open: it closes only after the region's work, this wait
+  // included, is over). `what` names the wait for the error message. The
+  // scope is left when the StoppableWait goes, with the awaiter.
+  void end(const char* what) const {
     if (stopped_by_ != nullptr) [[unlikely]] stopped_by_->throw_stopped(what);
   }
   bool stopped() const noexcept { return stopped_by_ != nullptr; }
 
  private:
+  bool stopped_before_start_slow() noexcept;
+
   StopScope::Member member_;
   const StopScope* stopped_by_ = nullptr;
 };

@@ -87,17 +87,30 @@ class TaskScope {
       joiner_ = me;
       joiner_->resume_point = h;
       scope_->awaiting_ = this;
+      stop_.join(me, this);
     }
     void await_resume() {
+      stop_.end("join of a TaskScope");
       if (scope_ == nullptr) throw RuntimeMisuse("veloq: a TaskScope was destroyed while a task awaited its join");
       if (scope_->awaiting_ == this) scope_->awaiting_ = nullptr;
       if (scope_->first_error_) std::rethrow_exception(std::exchange(scope_->first_error_, nullptr));
+    }
+
+    // A region the joining task runs in stopped (io::with_timeout, a
+    // cancellation token): the join is given up; the children run on.
+    void stop_waiting(const internal::StopScope& by) noexcept {
+      if (scope_ == nullptr || scope_->awaiting_ != this || scope_->active_ == 0) return;  // woken already
+      scope_->awaiting_ = nullptr;
+      scope_ = nullptr;  // no longer told if the scope goes
+      stop_.note_stopped(by);
+      joiner_->wake();
     }
 
    private:
     friend class TaskScope;
     TaskScope* scope_;                       // null once the scope was destroyed while we waited
     internal::TaskState* joiner_ = nullptr;  // our task, once suspended
+    internal::StoppableWait stop_;
   };
   // Waits for every child; rethrows the first child failure.
   JoinAwaiter join() noexcept { return JoinAwaiter(*this); }

@@ -6,10 +6,20 @@
 // A list destroyed while tasks still wait in it (its primitive was destroyed
 // under them) wakes each of them, its Waiter marked orphaned, rather than
 // leave them suspended until the shard shuts down: the awaiter's
-// await_resume calls throw_if_orphaned() before anything else, which throws
-// ClosedError naming the primitive, and so never touches the freed primitive.
+// await_resume calls throw_if_interrupted() before anything else, which
+// throws ClosedError naming the primitive, and so never touches the freed
+// primitive.
+//
+// A task waiting inside io::with_timeout or io::with_cancellation is woken
+// when the region stops, and throw_if_interrupted() throws the region's
+// TimeoutError or OperationCancelled. Its Waiter stays listed until the
+// awaiter is destroyed, so the primitive settles it as it does for a
+// cancelled task (a Semaphore gives back units granted meanwhile, a Notify
+// passes on a notification). What woke the waiter first wins: a waiter
+// already granted or notified is not stopped.
 #pragma once
 
+#include <veloq/runtime/stop_scope.hpp>
 #include <veloq/runtime/task_state.hpp>
 
 #include <coroutine>
@@ -24,7 +34,10 @@ class Waiter {
   Waiter() = default;
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
-  ~Waiter() { unlink(); }
+  ~Waiter() {
+    unlink();
+    scope_member_.leave();
+  }
 
   bool linked() const noexcept { return list_ != nullptr; }
   // Set by whoever wakes the waiter, before waking it (for example "granted").
@@ -32,10 +45,11 @@ class Waiter {
   inline void unlink() noexcept;
 
   // Throws ClosedError if the list this waiter waited in was destroyed while
-  // it waited. Awaiters call it first thing in await_resume: if it throws,
-  // their primitive is gone and must not be looked at.
-  void throw_if_orphaned() const {
-    if (orphaned_by_ != nullptr) [[unlikely]] throw_orphaned(orphaned_by_);
+  // it waited, or what the region says if a stopped region woke it (see the
+  // top of the file). Awaiters call it first thing in await_resume: if it
+  // throws, their primitive may be gone and must not be looked at.
+  void throw_if_interrupted() const {
+    if (orphaned_by_ != nullptr || stopped_by_ != nullptr) [[unlikely]] throw_interrupted();
   }
   // True if the list was destroyed after this waiter was woken and kept (see
   // WaitList::keep), before it resumed: the wake stands, but a primitive
@@ -44,7 +58,9 @@ class Waiter {
 
  private:
   friend class WaitList;
-  [[noreturn]] static void throw_orphaned(const char* owner);
+  [[noreturn]] void throw_interrupted() const;
+  void join_scope() noexcept;
+  static void on_scope_stop(void* self, const StopScope& by) noexcept;
 
   Waiter* prev_ = nullptr;
   Waiter* next_ = nullptr;
@@ -53,6 +69,9 @@ class Waiter {
   std::coroutine_handle<> resume_at_;
   const char* orphaned_by_ = nullptr;  // the destroyed list's owner, once orphaned
   bool woken_by_destroyed_ = false;
+  StopScope::Member scope_member_;         // joined while waiting inside a region
+  const StopScope* stopped_by_ = nullptr;  // the region that woke it
+  const char* stopped_owner_ = nullptr;    // its list's owner then, for the error
 };
 
 class WaitList {
@@ -94,6 +113,7 @@ class WaitList {
     (tail_ ? tail_->next_ : head_) = &w;
     tail_ = &w;
     ++size_;
+    if (StopScope::open_scopes != 0 && task != nullptr) [[unlikely]] w.join_scope();
   }
 
   // Lists `w`, a waiter already woken, until it resumes or is destroyed, so

@@ -5,8 +5,14 @@
 #include <veloq/io/cancellation.hpp>
 #include <veloq/io/io_error.hpp>
 #include <veloq/io/with_timeout.hpp>
+#include <veloq/mesh/submit_to.hpp>
+#include <veloq/runtime/channel.hpp>
 #include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/mutex.hpp>
+#include <veloq/runtime/runtime.hpp>
+#include <veloq/runtime/semaphore.hpp>
 #include <veloq/runtime/sleep.hpp>
+#include <veloq/runtime/task_scope.hpp>
 #include <veloq/runtime/yield.hpp>
 
 #include <fcntl.h>
@@ -16,6 +22,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +48,44 @@ Task<void> let_others_run() {
 Task<void> sleep_3s() { co_await veloq::sleep_for(3s); }
 
 Task<TcpStream> accept_one(TcpListener& listener) { co_return co_await listener.accept(); }
+
+Task<void> lock_once(Mutex& mutex) { auto guard = co_await mutex.lock(); }
+Task<void> acquire_one(Semaphore& units) { co_await units.acquire(); }
+Task<std::optional<int>> receive_one(Channel<int>& channel) { co_return co_await channel.recv(); }
+Task<int> join_one(JoinHandle<int>& handle) { co_return co_await handle; }
+Task<void> join_scope(TaskScope& scope) { co_await scope.join(); }
+Task<int> await_call(RemoteCall<int>& call) { co_return co_await call; }
+
+// Holds the lock for `delay`, so that a lock nothing stops still ends (late).
+Task<void> hold_for(Mutex& mutex, Clock::duration delay) {
+  auto guard = co_await mutex.lock();
+  co_await veloq::sleep_for(delay);
+}
+Task<void> release_after(Semaphore& units, Clock::duration delay) {
+  co_await veloq::sleep_for(delay);
+  units.release();
+}
+Task<void> send_after(Channel<int>& channel, int value, Clock::duration delay) {
+  co_await veloq::sleep_for(delay);
+  co_await channel.send(value);
+}
+Task<int> answer_after(Clock::duration delay) {
+  co_await veloq::sleep_for(delay);
+  co_return 42;
+}
+
+// Expects `region` to end with TimeoutError naming `wait`, well before the 3 s backstops.
+template <typename T>
+Task<void> expect_timeout(Task<T> region, std::string wait) {
+  auto start = Clock::now();
+  try {
+    co_await with_timeout(30ms, std::move(region));
+    FAIL("not stopped: " << wait);
+  } catch (const TimeoutError& e) {
+    CHECK(std::string(e.what()).find(wait) == 0);
+  }
+  CHECK(Clock::now() - start < 2s);
+}
 
 // Connects to `address` after `delay`, so that an accept nothing stops still ends (late).
 Task<void> connect_after(SocketAddress address, Clock::duration delay) {
@@ -309,4 +354,68 @@ TEST_CASE("with_timeout and a CancellationToken stop a task waiting in accept; t
     backstop.cancel();
     CHECK_THROWS_AS(co_await backstop, TaskCancelled);
   }());
+}
+
+TEST_CASE("with_timeout stops a task waiting for a mutex, a semaphore or a channel, and the primitive loses nothing") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Mutex mutex;
+    auto holder = spawn(hold_for(mutex, 3s));
+    co_await let_others_run();
+    REQUIRE(mutex.locked());
+    co_await expect_timeout(lock_once(mutex), "wait on mutex: ");
+    holder.cancel();
+    CHECK_THROWS_AS(co_await holder, TaskCancelled);
+    CHECK_FALSE(mutex.locked());  // the stopped waiter was not handed the lock
+    CHECK(mutex.try_lock().has_value());
+
+    Semaphore units(0);
+    auto releaser = spawn(release_after(units, 3s));
+    co_await expect_timeout(acquire_one(units), "wait on semaphore: ");
+    units.release();
+    CHECK(units.available() == 1);  // not granted to the stopped waiter
+    CHECK(units.waiters() == 0);
+
+    Channel<int> channel(1);
+    auto sender = spawn(send_after(channel, 7, 3s));
+    co_await expect_timeout(receive_one(channel), "wait on channel: ");
+    int item = 5;
+    REQUIRE(channel.try_send(item));
+    std::optional<int> got = co_await receive_one(channel);
+    CHECK(got == 5);  // the item went to the next receiver, not to the stopped one
+
+    releaser.cancel();
+    sender.cancel();
+    CHECK_THROWS_AS(co_await releaser, TaskCancelled);
+    CHECK_THROWS_AS(co_await sender, TaskCancelled);
+  }());
+}
+
+TEST_CASE("with_timeout stops a join of a task or of a TaskScope; the work runs on and can still be joined") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    JoinHandle<int> handle = spawn(answer_after(200ms));
+    co_await expect_timeout(join_one(handle), "join: ");
+    REQUIRE(handle.valid());
+    CHECK(co_await handle == 42);
+
+    TaskScope scope;
+    scope.spawn(sleep_3s());
+    co_await expect_timeout(join_scope(scope), "join of a TaskScope: ");
+    scope.cancel();
+    co_await scope.join();
+  }());
+}
+
+TEST_CASE("with_timeout stops a wait for a submit_to reply; the call runs on and can still be awaited") {
+  RuntimeConfig config;
+  config.shards = 2;
+  config.pin_threads = false;
+  Runtime rt(config);
+  rt.run([]() -> Task<void> {
+    auto slow = []() -> Task<int> { co_return co_await answer_after(200ms); };
+    RemoteCall<int> call = submit_to(1, slow);
+    co_await expect_timeout(await_call(call), "submit_to: ");
+    CHECK(co_await std::move(call) == 42);
+  });
 }
