@@ -208,7 +208,9 @@ void MultishotRecv::NextChunk::stop_waiting(const veloq::internal::StopScope& by
   op_.waiter = nullptr;
   stopped_fd_ = op_.fd;
   stop_.note_stopped(by);
-  task_->wake();
+  // No longer the stream's waiter: from here on nothing looks at op_, which
+  // may go with the stream before the task resumes.
+  std::exchange(task_, nullptr)->wake();
 }
 
 std::optional<ProvidedBuffer> MultishotRecv::NextChunk::await_resume() {

@@ -112,10 +112,10 @@ class [[nodiscard("co_await the RemoteCall to get the result")]] RemoteCall {
 
   bool ready() const noexcept { return job_ && job_->completed; }
 
-  bool await_ready() const {
+  bool await_ready() {
     if (job_ == nullptr) [[unlikely]]
       throw RuntimeMisuse("veloq: co_await of an empty RemoteCall (moved from or already awaited)");
-    return job_->completed;
+    return job_->completed || stop_.stopped_before_start();
   }
   void await_suspend(std::coroutine_handle<> h) noexcept {
     waiting_ = internal::running_task();
@@ -125,7 +125,7 @@ class [[nodiscard("co_await the RemoteCall to get the result")]] RemoteCall {
   }
   R await_resume() {
     waiting_ = nullptr;
-    stop_.end("submit_to");
+    stop_.end("submit_to");  // the call is kept: it may be awaited again
     internal::RemoteJob<R>* job = std::exchange(job_, nullptr);
     struct Free {
       internal::RemoteJob<R>* job;

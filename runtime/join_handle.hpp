@@ -148,11 +148,12 @@ class [[nodiscard("await the handle, or call detach()")]] JoinHandle {
     internal::TaskState* joiner = nullptr;             // set while suspended, until resumed
     internal::StoppableWait stop_;
 
-    bool await_ready() const {
+    bool await_ready() {
       // Detached, moved from or already joined: there is no task to wait for.
       if (handle->state_ == nullptr)
         throw RuntimeMisuse("veloq: co_await of an empty JoinHandle (detached, moved from or already joined)");
       if (!handle->at_home()) [[unlikely]] internal::refuse_foreign_handle("co_await", false);
+      if (stop_.stopped_before_start()) return true;  // await_resume throws
       // A finished task another task is about to join is refused below.
       return handle->state_->done() && handle->state_->join_awaiter == nullptr;
     }

@@ -68,9 +68,9 @@ class OneshotReceiver {
     co_await state_->ready.wait();
     if (state_->received) throw ClosedError("veloq: oneshot already received");
     if (!state_->value) throw ClosedError("veloq: oneshot sender dropped without sending");
-    state_->received = true;
     T value = std::move(*state_->value);
     state_->value.reset();
+    state_->received = true;
     co_return value;
   }
 

@@ -100,7 +100,10 @@ class Semaphore {
   template <typename T>
   friend class Channel;
   // A semaphore its errors call `name` (a string literal), for Mutex and Channel.
-  Semaphore(std::size_t units, const char* name) noexcept : units_(units), waiters_(name), granted_(name) {}
+  Semaphore(std::size_t units, const char* name) noexcept : units_(units), waiters_(name), granted_(name) {
+    // A waiter a stopped region took away may have held back smaller requests behind it.
+    waiters_.on_waiter_stopped([](void* self) noexcept { static_cast<Semaphore*>(self)->serve(); }, this);
+  }
 
   // Grants waiters in arrival order while the first one's request fits.
   void serve() noexcept {

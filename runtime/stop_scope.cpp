@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <exception>
 #include <unordered_map>
+#include <utility>
 
 namespace veloq::internal {
 
@@ -25,8 +26,7 @@ void StopScope::Member::join(StopScope& scope, StopFn on_stop, void* owner) noex
   scope.members_ = this;
 }
 
-void StopScope::Member::leave() noexcept {
-  if (scope_ == nullptr) return;
+void StopScope::Member::leave_joined() noexcept {
   (prev_ ? prev_->next_ : scope_->members_) = next_;
   if (next_ != nullptr) next_->prev_ = prev_;
   scope_ = nullptr;
@@ -48,7 +48,10 @@ StopScope::StopScope(TaskState* task, ThrowStopped throw_stopped) : task_(task),
 }
 
 StopScope::~StopScope() {
-  // Members leave before the scope closes (the region's work is destroyed first).
+  // Waits leave when they end, and the region's work ends before its scope
+  // closes; an awaitable that outlived the work it was awaited in (held by the
+  // caller) is let go here, so that it never touches the closed scope.
+  for (Member* m = members_; m != nullptr; m = m->next_) m->scope_ = nullptr;
   unbind();
   auto& map = innermost_scopes();
   auto it = map.find(task_);
@@ -67,10 +70,6 @@ StopScope* StopScope::lookup(TaskState* task) noexcept {
   return it == map.end() ? nullptr : it->second;
 }
 
-void StopScope::throw_stopped(const char* what) const {
-  throw_stopped_(reason_, what);
-  std::terminate();  // a ThrowStopped always throws
-}
 
 void StopScope::arm_deadline(Clock::time_point deadline) {
   if (deadline <= Clock::now()) {
@@ -112,6 +111,10 @@ void StopScope::stop(int reason) noexcept {
 void StopScope::stop_members(const StopScope& by) noexcept {
   // A member may leave while it is stopped (a wait ends at once); an
   // operation only queues its cancellation and leaves when its CQE arrives.
+  // No stop function makes another member of this scope leave: the members
+  // are the waits of the scope's one task, which waits on one thing at a
+  // time, and what a stop wakes (a semaphore serving the next waiter) is
+  // other tasks, members of their own scopes.
   for (Member* m = members_; m != nullptr;) {
     Member* next = m->next_;
     m->on_stop_(m->owner_, by);
@@ -120,8 +123,15 @@ void StopScope::stop_members(const StopScope& by) noexcept {
 }
 
 bool StoppableWait::stopped_before_start_slow() noexcept {
-  stopped_by_ = StopScope::stopped_from(StopScope::innermost(running_task()));
-  return stopped_by_ != nullptr;
+  const StopScope* stopped = StopScope::stopped_from(StopScope::innermost(running_task()));
+  if (stopped == nullptr) return false;
+  record(*stopped);
+  return true;
+}
+
+void StoppableWait::throw_stopped(const char* what) {
+  thrower_(std::exchange(reason_, 0), what);
+  std::terminate();  // a ThrowStopped always throws
 }
 
 }  // namespace veloq::internal

@@ -40,12 +40,15 @@ class StopScope {
     // it is nested in (`stopped_by`), stops. It may leave() the member; it
     // must be idempotent, as an outer scope may stop after an inner one did.
     void join(StopScope& scope, StopFn on_stop, void* owner) noexcept;
-    // Leaves the scope it joined, if any.
-    void leave() noexcept;
+    // Leaves the scope it joined, if any: when the wait ends, however it ends.
+    void leave() noexcept {
+      if (scope_ != nullptr) [[unlikely]] leave_joined();
+    }
     bool joined() const noexcept { return scope_ != nullptr; }
 
    private:
     friend class StopScope;
+    void leave_joined() noexcept;
     StopFn on_stop_;
     void* owner_;
     StopScope* scope_ = nullptr;
@@ -91,8 +94,8 @@ class StopScope {
       if (inner->reason_ != 0) return inner;
     return nullptr;
   }
-  // Throws what a wait named `what`, stopped by this scope, reports.
-  [[noreturn]] void throw_stopped(const char* what) const;
+  // What a wait stopped by this scope throws (see ThrowStopped).
+  ThrowStopped thrower() const noexcept { return throw_stopped_; }
 
   // Scopes open on this thread (a thread runs one shard at a time).
   static constinit inline thread_local std::size_t open_scopes = 0;
@@ -145,23 +148,30 @@ class StoppableWait {
   }
   // Records that `by` stopped the wait (called from the owner's stop_waiting).
   void note_stopped(const StopScope& by) noexcept {
-    stopped_by_ = &by;
+    record(by);
     member_.leave();
   }
-  // The wait ended: throws what the scope says if one stopped it (the
-  // scope is still open: it closes only after the region's work, this wait
-  // included, is over). `what` names the wait for the error message. The
-  // scope is left when the StoppableWait goes, with the awaiter.
-  void end(const char* what) const {
-    if (stopped_by_ != nullptr) [[unlikely]] stopped_by_->throw_stopped(what);
+  // The wait ended: leaves the scope, and throws what the scope says if one
+  // stopped it (once: the awaitable may be awaited again). `what` names the
+  // wait for the error message.
+  void end(const char* what) {
+    member_.leave();
+    if (reason_ != 0) [[unlikely]] throw_stopped(what);
   }
-  bool stopped() const noexcept { return stopped_by_ != nullptr; }
+  bool stopped() const noexcept { return reason_ != 0; }
 
  private:
   bool stopped_before_start_slow() noexcept;
+  void record(const StopScope& by) noexcept {
+    reason_ = by.reason();
+    thrower_ = by.thrower();
+  }
+  [[noreturn]] void throw_stopped(const char* what);
 
   StopScope::Member member_;
-  const StopScope* stopped_by_ = nullptr;
+  // Kept by value, not as the scope: the awaitable may outlive the region.
+  StopScope::ThrowStopped thrower_;
+  int reason_ = 0;
 };
 
 }  // namespace veloq::internal

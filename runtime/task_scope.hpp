@@ -75,7 +75,7 @@ class TaskScope {
     ~JoinAwaiter() {
       if (scope_ != nullptr && scope_->awaiting_ == this) scope_->awaiting_ = nullptr;  // our task was cancelled
     }
-    bool await_ready() const noexcept { return scope_->active_ == 0; }
+    bool await_ready() noexcept { return stop_.stopped_before_start() || scope_->active_ == 0; }
     void await_suspend(std::coroutine_handle<> h) {
       internal::TaskState* me = internal::running_task();
       // The scope wakes one joiner: a second would take the first one's

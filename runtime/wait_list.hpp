@@ -10,13 +10,11 @@
 // throws ClosedError naming the primitive, and so never touches the freed
 // primitive.
 //
-// A task waiting inside io::with_timeout or io::with_cancellation is woken
-// when the region stops, and throw_if_interrupted() throws the region's
-// TimeoutError or OperationCancelled. Its Waiter stays listed until the
-// awaiter is destroyed, so the primitive settles it as it does for a
-// cancelled task (a Semaphore gives back units granted meanwhile, a Notify
-// passes on a notification). What woke the waiter first wins: a waiter
-// already granted or notified is not stopped.
+// A task waiting inside io::with_timeout or io::with_cancellation is taken
+// off the list and woken when the region stops, and throw_if_interrupted()
+// throws the region's TimeoutError or OperationCancelled. Its primitive is
+// told (a Semaphore then serves the requests queued behind it). What woke
+// the waiter first wins: a waiter already granted or notified is not stopped.
 #pragma once
 
 #include <veloq/runtime/stop_scope.hpp>
@@ -34,10 +32,7 @@ class Waiter {
   Waiter() = default;
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
-  ~Waiter() {
-    unlink();
-    scope_member_.leave();
-  }
+  ~Waiter() { unlink(); }
 
   bool linked() const noexcept { return list_ != nullptr; }
   // Set by whoever wakes the waiter, before waking it (for example "granted").
@@ -49,7 +44,7 @@ class Waiter {
   // top of the file). Awaiters call it first thing in await_resume: if it
   // throws, their primitive may be gone and must not be looked at.
   void throw_if_interrupted() const {
-    if (orphaned_by_ != nullptr || stopped_by_ != nullptr) [[unlikely]] throw_interrupted();
+    if (orphaned_by_ != nullptr || stop_reason_ != 0) [[unlikely]] throw_interrupted();
   }
   // True if the list was destroyed after this waiter was woken and kept (see
   // WaitList::keep), before it resumed: the wake stands, but a primitive
@@ -60,6 +55,7 @@ class Waiter {
   friend class WaitList;
   [[noreturn]] void throw_interrupted() const;
   void join_scope() noexcept;
+  void stop(const StopScope& by) noexcept;
   static void on_scope_stop(void* self, const StopScope& by) noexcept;
 
   Waiter* prev_ = nullptr;
@@ -69,9 +65,10 @@ class Waiter {
   std::coroutine_handle<> resume_at_;
   const char* orphaned_by_ = nullptr;  // the destroyed list's owner, once orphaned
   bool woken_by_destroyed_ = false;
-  StopScope::Member scope_member_;         // joined while waiting inside a region
-  const StopScope* stopped_by_ = nullptr;  // the region that woke it
-  const char* stopped_owner_ = nullptr;    // its list's owner then, for the error
+  StopScope::Member scope_member_;        // joined while listed to wait inside a region
+  StopScope::ThrowStopped stop_thrower_;  // what the region that stopped it throws
+  int stop_reason_ = 0;                   // ETIMEDOUT or ECANCELED once stopped
+  const char* stopped_owner_ = nullptr;   // its list's owner then, for the error
 };
 
 class WaitList {
@@ -79,6 +76,12 @@ class WaitList {
   // `owner` names what the list belongs to ("semaphore"), for errors that
   // speak of it; a string literal, it is kept by pointer.
   explicit WaitList(const char* owner) noexcept : owner_(owner) {}
+  // `fn(context)` runs when a stopped region takes a waiter off the list
+  // (a Semaphore serves the waiters behind it).
+  void on_waiter_stopped(void (*fn)(void* context) noexcept, void* context) noexcept {
+    waiter_stopped_ = fn;
+    waiter_stopped_context_ = context;
+  }
   WaitList(const WaitList&) = delete;
   WaitList& operator=(const WaitList&) = delete;
   // Wakes every task still waiting, orphaned (see the top of the file).
@@ -107,6 +110,7 @@ class WaitList {
     w.task_ = task;
     w.resume_at_ = h;
     w.woken = false;
+    w.stop_reason_ = 0;
     w.list_ = this;
     w.prev_ = tail_;
     w.next_ = nullptr;
@@ -145,6 +149,8 @@ class WaitList {
   Waiter* tail_ = nullptr;
   std::size_t size_ = 0;
   const char* owner_;
+  void (*waiter_stopped_)(void*) noexcept = nullptr;
+  void* waiter_stopped_context_ = nullptr;
 };
 
 void Waiter::unlink() noexcept {
@@ -154,6 +160,7 @@ void Waiter::unlink() noexcept {
   --list_->size_;
   list_ = nullptr;
   prev_ = next_ = nullptr;
+  scope_member_.leave();  // off the list, the wait has ended (woken, stopped or destroyed)
 }
 
 }  // namespace veloq::internal

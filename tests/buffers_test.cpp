@@ -613,6 +613,36 @@ TEST_CASE("with_timeout and a CancellationToken stop a task waiting in next(); w
   }(ring, server, client));
 }
 
+// After its region stopped it, a next() no longer looks at the stream's
+// receive record, which here goes with the stream (the receive is not armed:
+// it waits for a ring buffer) before the stopped task is cancelled.
+TEST_CASE("a next() stopped by a token touches nothing of a stream dropped before its task ends") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 12, .entries = 1, .buffer_bytes = 64});
+  auto [client, server] = tcp_pair();
+  FdCloser close_client{client}, close_server{server};
+  ex.block_on([](ProvidedBufferRing& ring, int server, int client) -> Task<void> {
+    std::optional<MultishotRecv> stream;
+    stream.emplace(ring, server);
+    send_all(client, "x", 1);
+    std::optional<ProvidedBuffer> only = co_await next_chunk(*stream);
+    REQUIRE(only.has_value());
+    REQUIRE(ring.available() == 0);
+    send_all(client, "y", 1);  // no buffer for it: the kernel ends the receive (ENOBUFS)
+    for (int i = 0; i < 100 && stream->armed(); ++i) co_await sleep_for(std::chrono::milliseconds(2));
+    REQUIRE_FALSE(stream->armed());
+
+    io::CancellationToken token;
+    auto reader = spawn(io::with_cancellation(token, next_chunk(*stream)));
+    for (int i = 0; i < 4; ++i) co_await yield();
+    REQUIRE_FALSE(reader.done());
+    token.cancel();   // the reader is stopped and queued
+    stream.reset();   // the record goes now
+    reader.cancel();  // and the reader's frame before it resumes
+    CHECK_THROWS_AS(co_await reader, TaskCancelled);
+  }(ring, server, client));
+}
+
 TEST_CASE("a task waiting for provided buffers resumes when a view is dropped") {
   LocalExecutor ex(own_pool_shard());
   ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 5, .entries = 1, .buffer_bytes = 64});

@@ -7,6 +7,7 @@
 #include <veloq/io/with_timeout.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/channel.hpp>
+#include <veloq/runtime/gate.hpp>
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/mutex.hpp>
 #include <veloq/runtime/runtime.hpp>
@@ -55,6 +56,12 @@ Task<std::optional<int>> receive_one(Channel<int>& channel) { co_return co_await
 Task<int> join_one(JoinHandle<int>& handle) { co_return co_await handle; }
 Task<void> join_scope(TaskScope& scope) { co_await scope.join(); }
 Task<int> await_call(RemoteCall<int>& call) { co_return co_await call; }
+Task<int> await_owned_call(RemoteCall<int> call) { co_return co_await call; }
+Task<void> wait_drained(Gate::Drained& drained) { co_await drained; }
+Task<void> leave_after(std::optional<Gate::Holder>& holder, Clock::duration delay) {
+  co_await veloq::sleep_for(delay);
+  holder.reset();
+}
 
 // Holds the lock for `delay`, so that a lock nothing stops still ends (late).
 Task<void> hold_for(Mutex& mutex, Clock::duration delay) {
@@ -418,4 +425,71 @@ TEST_CASE("with_timeout stops a wait for a submit_to reply; the call runs on and
     co_await expect_timeout(await_call(call), "submit_to: ");
     CHECK(co_await std::move(call) == 42);
   });
+}
+
+// Joins and replies have no list of their own to be taken off: each asks at
+// the start whether its region is stopped already (else, with nothing left
+// to stop it, it would wait for the work; here the 1.5 s backstop).
+TEST_CASE("a join, a TaskScope join or a submit_to wait started in a cancelled region fails at once") {
+  RuntimeConfig config;
+  config.shards = 2;
+  config.pin_threads = false;
+  Runtime rt(config);
+  rt.run([]() -> Task<void> {
+    CancellationToken token;
+    token.cancel();
+    auto start = Clock::now();
+    JoinHandle<int> handle = spawn(answer_after(1500ms));
+    CHECK_THROWS_AS(co_await with_cancellation(token, join_one(handle)), OperationCancelled);
+    TaskScope scope;
+    scope.spawn(sleep_3s());
+    CHECK_THROWS_AS(co_await with_cancellation(token, join_scope(scope)), OperationCancelled);
+    auto slow = []() -> Task<int> { co_return co_await answer_after(1500ms); };
+    CHECK_THROWS_AS(co_await with_cancellation(token, await_owned_call(submit_to(1, slow))), OperationCancelled);
+    CHECK(Clock::now() - start < 1s);
+    handle.cancel();
+    scope.cancel();
+    co_await scope.join();
+  });
+}
+
+// A stopped wait keeps nothing of its region: the RemoteCall below is awaited
+// again (as an lvalue, so the same awaitable) after the region closed, and an
+// answered one is destroyed after it (ASan: no use of the freed scope).
+TEST_CASE("a RemoteCall outlives the regions it was awaited in: awaited again after a stop, or dropped after an answer") {
+  RuntimeConfig config;
+  config.shards = 2;
+  config.pin_threads = false;
+  Runtime rt(config);
+  rt.run([]() -> Task<void> {
+    auto slow = []() -> Task<int> { co_return co_await answer_after(200ms); };
+    RemoteCall<int> call = submit_to(1, slow);
+    CHECK_THROWS_AS(co_await with_timeout(30ms, await_call(call)), TimeoutError);
+    CHECK(co_await call == 42);
+
+    auto fast = []() -> Task<int> { co_return 42; };
+    {
+      RemoteCall<int> answered = submit_to(1, fast);
+      CHECK(co_await with_timeout(2s, await_call(answered)) == 42);
+    }
+    co_await veloq::sleep_for(1ms);
+  });
+}
+
+// A stopped waiter is taken off its primitive's list: the gate, drained
+// later, must not resume it at the resume point of a coroutine frame that
+// is gone (wait_drained's, destroyed with the region).
+TEST_CASE("a waiter stopped by with_timeout is not resumed later by its primitive") {
+  LocalExecutor ex;
+  ex.block_on([]() -> Task<void> {
+    Gate gate;
+    std::optional<Gate::Holder> holder;
+    holder.emplace(gate.enter());
+    Gate::Drained drained = gate.close();
+    CHECK_THROWS_AS(co_await with_timeout(20ms, wait_drained(drained)), TimeoutError);
+    auto leaver = spawn(leave_after(holder, 50ms));
+    co_await veloq::sleep_for(300ms);
+    co_await leaver;
+    CHECK(gate.holders() == 0);
+  }());
 }
