@@ -63,6 +63,13 @@ Task<void> leave_after(std::optional<Gate::Holder>& holder, Clock::duration dela
   holder.reset();
 }
 
+RuntimeConfig two_unpinned_shards() {
+  RuntimeConfig config;
+  config.shards = 2;
+  config.pin_threads = false;
+  return config;
+}
+
 // Holds the lock for `delay`, so that a lock nothing stops still ends (late).
 Task<void> hold_for(Mutex& mutex, Clock::duration delay) {
   auto guard = co_await mutex.lock();
@@ -415,10 +422,7 @@ TEST_CASE("with_timeout stops a join of a task or of a TaskScope; the work runs 
 }
 
 TEST_CASE("with_timeout stops a wait for a submit_to reply; the call runs on and can still be awaited") {
-  RuntimeConfig config;
-  config.shards = 2;
-  config.pin_threads = false;
-  Runtime rt(config);
+  Runtime rt(two_unpinned_shards());
   rt.run([]() -> Task<void> {
     auto slow = []() -> Task<int> { co_return co_await answer_after(200ms); };
     RemoteCall<int> call = submit_to(1, slow);
@@ -431,10 +435,7 @@ TEST_CASE("with_timeout stops a wait for a submit_to reply; the call runs on and
 // the start whether its region is stopped already (else, with nothing left
 // to stop it, it would wait for the work; here the 1.5 s backstop).
 TEST_CASE("a join, a TaskScope join or a submit_to wait started in a cancelled region fails at once") {
-  RuntimeConfig config;
-  config.shards = 2;
-  config.pin_threads = false;
-  Runtime rt(config);
+  Runtime rt(two_unpinned_shards());
   rt.run([]() -> Task<void> {
     CancellationToken token;
     token.cancel();
@@ -457,10 +458,7 @@ TEST_CASE("a join, a TaskScope join or a submit_to wait started in a cancelled r
 // again (as an lvalue, so the same awaitable) after the region closed, and an
 // answered one is destroyed after it (ASan: no use of the freed scope).
 TEST_CASE("a RemoteCall outlives the regions it was awaited in: awaited again after a stop, or dropped after an answer") {
-  RuntimeConfig config;
-  config.shards = 2;
-  config.pin_threads = false;
-  Runtime rt(config);
+  Runtime rt(two_unpinned_shards());
   rt.run([]() -> Task<void> {
     auto slow = []() -> Task<int> { co_return co_await answer_after(200ms); };
     RemoteCall<int> call = submit_to(1, slow);
