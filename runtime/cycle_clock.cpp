@@ -4,8 +4,7 @@
 #include <cpuid.h>
 #endif
 
-#include <cstdio>
-#include <cstring>
+#include <cmath>
 
 namespace veloq::internal {
 
@@ -24,18 +23,6 @@ bool tsc_is_invariant() noexcept {
   // __get_cpuid returns 0 when the CPU lacks the leaf.
   if (__get_cpuid(0x80000007u, &eax, &ebx, &ecx, &edx) == 0) return false;
   return (edx & (1u << 8)) != 0;
-}
-
-// The kernel keeps the TSC as its clocksource only while it finds it stable
-// and synchronized across CPUs; then ticks read on different CPUs (a shard's
-// and the watchdog's) can be compared.
-bool kernel_clock_is_tsc() noexcept {
-  std::FILE* f = std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-  if (f == nullptr) return false;
-  char name[32] = {};
-  bool tsc = std::fgets(name, sizeof name, f) != nullptr && std::strncmp(name, "tsc\n", 4) == 0;
-  std::fclose(f);
-  return tsc;
 }
 
 // The TSC's rate against steady_clock over about a millisecond of spinning
@@ -57,11 +44,14 @@ double measure_ns_per_tick() noexcept {
 Source pick_source() noexcept {
   Source s;
 #if defined(__x86_64__)
-  if (tsc_is_invariant() && kernel_clock_is_tsc()) {
+  if (tsc_is_invariant()) {
+    // Two measurements that disagree by more than 1% mean the thread moved
+    // between CPUs whose counters differ: keep steady_clock then.
     double rate = measure_ns_per_tick();
-    if (rate > 0.0) {
+    double again = measure_ns_per_tick();
+    if (rate > 0.0 && again > 0.0 && std::fabs(rate - again) <= 0.01 * rate) {
       s.use_tsc = true;
-      s.ns_per_tick = rate;
+      s.ns_per_tick = (rate + again) / 2;
     }
   }
 #endif

@@ -1,12 +1,16 @@
 // CycleClock: the cheapest monotonic time source, for timing short stretches
-// of one shard's own work (the slices its task classes run, its loop turns).
+// of one thread's own work (the slices a shard's task classes run, the time
+// quota of its turn).
 //
-// On x86-64, when the time-stamp counter is invariant and the kernel itself
-// keeps it as its clocksource (so it is synchronized across CPUs), it reads
-// the TSC: about 10 ns on the benchmark VM, against about 24 ns for
-// steady_clock through the vDSO, and the multi-class loop reads a clock after
-// every task. Otherwise it is steady_clock in nanoseconds. ns_per_tick()
-// converts ticks for reports and for the stall watchdog.
+// On x86-64, when the time-stamp counter is invariant (constant rate in every
+// P-state and C-state), it reads the TSC: about 10 ns, against 24 to 55 ns for
+// steady_clock on the VMs measured (55 ns where the kernel keeps kvm-clock),
+// and the multi-class loop reads a clock after every task. Otherwise it is
+// steady_clock in nanoseconds. ns_per_tick() converts ticks to time.
+//
+// Compare ticks read on the same thread only: TSCs of different CPUs need not
+// agree unless the kernel keeps the TSC as its own clocksource, and a thread
+// that moved to another CPU may read a smaller value (callers clamp).
 #pragma once
 
 #include <chrono>

@@ -66,7 +66,6 @@ struct StallDetector::State {
   StallDetectorConfig config;
   std::vector<internal::ShardHeartbeat*> shards;
   std::chrono::nanoseconds tick{0};
-  internal::CycleClock clock;  // the shards' heartbeats are in its ticks
   std::mutex mutex;  // the watchdog's own; shards never take it
   std::condition_variable wake;
   bool stopping = false;
@@ -74,7 +73,8 @@ struct StallDetector::State {
   std::thread thread;
 
   struct Watch {
-    std::uint64_t stall_started = 0;  // the turn start (ticks) of the stall being followed
+    std::uint64_t turn = 1;           // the shard's turn at the last tick (odd: asleep)
+    std::int64_t seen_since_ns = 0;   // the tick that first saw that turn
     std::int64_t next_report_after_ns = 0;
     std::int64_t last_report_ns = 0;
   };
@@ -82,7 +82,7 @@ struct StallDetector::State {
 
   void run();
   // Raises the quota flag, reports a stall; false if the shard sleeps.
-  bool check(internal::ShardHeartbeat& beat, Watch& watch, std::uint64_t now);
+  bool check(internal::ShardHeartbeat& beat, Watch& watch, std::int64_t now_ns);
   void report(internal::ShardHeartbeat& beat, std::chrono::nanoseconds stalled_for);
 };
 
@@ -128,7 +128,7 @@ void StallDetector::State::run() {
   std::unique_lock lock(mutex);
   while (!wake.wait_for(lock, next, [this] { return stopping; })) {
     lock.unlock();
-    std::uint64_t now = clock.now();
+    std::int64_t now = internal::ShardHeartbeat::now_ns();
     bool any_busy = false;
     for (std::size_t i = 0; i < shards.size(); ++i) any_busy = check(*shards[i], watches[i], now) || any_busy;
     next = any_busy ? tick : slow_tick;
@@ -136,22 +136,23 @@ void StallDetector::State::run() {
   }
 }
 
-bool StallDetector::State::check(internal::ShardHeartbeat& beat, Watch& watch, std::uint64_t now) {
-  std::uint64_t started = beat.turn_started.load(std::memory_order_relaxed);
-  if (started == 0) return false;
-  std::int64_t length = beat.turn_length_ns(started, now);
-  if (beat.quota_ns > 0 && length >= beat.quota_ns) beat.quota_expired.store(true, std::memory_order_relaxed);
+bool StallDetector::State::check(internal::ShardHeartbeat& beat, Watch& watch, std::int64_t now_ns) {
   std::int64_t threshold = std::chrono::duration_cast<std::chrono::nanoseconds>(config.threshold).count();
-  if (threshold == 0) return true;
-  if (watch.stall_started != started) {  // a new turn: start following it afresh
-    watch.stall_started = started;
+  std::uint64_t turn = beat.turn.load(std::memory_order_relaxed);
+  if (turn != watch.turn) {  // a new turn, or sleep: start following it afresh
+    watch.turn = turn;
+    watch.seen_since_ns = now_ns;
     watch.next_report_after_ns = threshold;
   }
+  if (turn & 1) return false;
+  // At least this long: the turn began at most one tick before it was seen.
+  std::int64_t length = now_ns - watch.seen_since_ns;
+  if (beat.quota_ns > 0 && length >= beat.quota_ns) beat.quota_expired.store(true, std::memory_order_relaxed);
+  if (threshold == 0) return true;
   if (length < watch.next_report_after_ns) return true;
   // The same stall is reported again only once it has lasted twice as long.
   watch.next_report_after_ns *= 2;
   std::int64_t interval = std::chrono::duration_cast<std::chrono::nanoseconds>(config.min_report_interval).count();
-  std::int64_t now_ns = internal::ShardHeartbeat::now_ns();
   if (watch.last_report_ns != 0 && now_ns - watch.last_report_ns < interval) return true;
   watch.last_report_ns = now_ns;
   report(beat, std::chrono::nanoseconds(length));

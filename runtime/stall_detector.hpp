@@ -1,10 +1,12 @@
 // Stall detector: a watchdog thread per runtime that notices a shard which has
 // not come back to its loop for too long, and says where it is stuck.
 //
-// Each shard publishes a ShardHeartbeat: when its current loop turn started
-// (zero while it sleeps in the kernel), in CycleClock ticks, which cost a
-// shard a TSC read per turn rather than a steady_clock call. The watchdog
-// reads those words every tick; it never locks anything the shard touches.
+// Each shard publishes a ShardHeartbeat: a number for its current loop turn,
+// odd while it sleeps in the kernel. A turn costs the shard one store and no
+// clock read. The watchdog reads those words every tick and times each turn
+// on its own clock from the tick that first saw it, so no clock reading is
+// ever compared across CPUs (whose TSCs need not agree); a turn is noticed at
+// most one tick late. It never locks anything the shard touches.
 // When a turn has lasted longer than `threshold`, the watchdog sends the
 // shard thread a real-time signal whose handler records a backtrace into the
 // heartbeat's preallocated buffer, and logs a warning with the shard id, the
@@ -58,11 +60,17 @@ namespace internal {
 struct ShardHeartbeat {
   static constexpr int max_frames = 64;
 
-  alignas(64) std::atomic<std::uint64_t> turn_started{0};  // CycleClock ticks; 0: asleep or not in the loop
-  std::atomic<std::uint64_t> turns{0};
+  // Even during a loop turn, a new value each turn; odd while the shard
+  // sleeps in the kernel or is out of its loop.
+  alignas(64) std::atomic<std::uint64_t> turn{1};
   alignas(64) std::atomic<bool> quota_expired{false};  // written by the watchdog
   std::int64_t quota_ns = 0;                          // 0: no time quota
-  unsigned quota_checks = 0;                          // maybe_yield's own clock sampling
+  // quota_used()'s own timing, on the shard's thread: the turn it times, from
+  // its first call in that turn (CycleClock ticks), and a count that spaces
+  // its clock readings.
+  std::uint64_t timed_turn = 0;
+  std::uint64_t timed_since = 0;
+  unsigned quota_checks = 0;
   CycleClock clock;
 
   unsigned shard = 0;
@@ -76,23 +84,29 @@ struct ShardHeartbeat {
         .count();
   }
   void begin_turn() noexcept {
-    turns.store(turns.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    turn_started.store(clock.now(), std::memory_order_relaxed);
+    turn.store((turn.load(std::memory_order_relaxed) | 1) + 1, std::memory_order_relaxed);
     quota_expired.store(false, std::memory_order_relaxed);
   }
-  void going_to_sleep() noexcept { turn_started.store(0, std::memory_order_relaxed); }
-  // How long the turn that started at `started` had run at tick `now`.
-  std::int64_t turn_length_ns(std::uint64_t started, std::uint64_t now) const noexcept {
-    return now > started ? static_cast<std::int64_t>(clock.to_ns(now - started)) : 0;
+  void going_to_sleep() noexcept {
+    turn.store(turn.load(std::memory_order_relaxed) | 1, std::memory_order_relaxed);
   }
 
-  // True once the current turn has used its quota. Without a watchdog (a
-  // standalone executor) every 32nd call reads the clock itself.
+  // True once the current turn has used its quota. Besides the watchdog's
+  // flag (a standalone executor has no watchdog), the first call in a turn
+  // reads the shard's clock and every 32nd call after it reads it again.
   bool quota_used() noexcept {
     if (quota_expired.load(std::memory_order_relaxed)) return true;
-    if (quota_ns == 0 || (++quota_checks & 31) != 0) return false;
-    std::uint64_t started = turn_started.load(std::memory_order_relaxed);
-    if (started == 0 || turn_length_ns(started, clock.now()) < quota_ns) return false;
+    if (quota_ns == 0) return false;
+    std::uint64_t current = turn.load(std::memory_order_relaxed);
+    if (current != timed_turn) {
+      timed_turn = current;
+      timed_since = clock.now();
+      quota_checks = 0;
+      return false;
+    }
+    if ((++quota_checks & 31) != 0) return false;
+    std::uint64_t now = clock.now();
+    if (now <= timed_since || static_cast<std::int64_t>(clock.to_ns(now - timed_since)) < quota_ns) return false;
     quota_expired.store(true, std::memory_order_relaxed);
     return true;
   }

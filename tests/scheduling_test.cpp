@@ -490,6 +490,33 @@ TEST_CASE("no stall is reported when the threshold is zero") {
   CHECK(reports.load() == 0);
 }
 
+TEST_CASE("the watchdog raises a busy turn's quota flag by itself, and the next turn starts with it lowered") {
+  // The task spins without maybe_yield, so only the watchdog can raise the
+  // flag: it times the turn from the tick that first saw it.
+  RuntimeConfig config = unpinned(1);
+  config.stall.threshold = 0ms;  // the quota alone drives the watchdog
+  config.shard.task_quota = 2ms;
+  Runtime rt(config);
+  std::chrono::nanoseconds spun{0};
+  bool raised = false, lowered = false;
+  rt.run([&]() -> Task<void> {
+    internal::ShardHeartbeat& beat = RuntimeContext::current().executor().heartbeat();
+    co_await yield();
+    auto start = Clock::now();
+    while (!beat.quota_expired.load(std::memory_order_relaxed) && Clock::now() < start + 5s) {
+    }
+    spun = Clock::now() - start;
+    raised = beat.quota_expired.load(std::memory_order_relaxed);
+    co_await yield();  // the turn ends on the raised flag; this resumes in the next one
+    lowered = !beat.quota_expired.load(std::memory_order_relaxed);
+  });
+  MESSAGE("the flag rose after " << spun.count() / 1000 << " us of spinning");
+  CHECK(raised);
+  CHECK(lowered);
+  CHECK(spun >= 1ms);   // not before the quota (2 ms, of which the turn had used little)
+  CHECK(spun < 500ms);  // generous: a tick is at most the quota
+}
+
 TEST_CASE("a long loop with maybe_yield on shard 1 does not hold up a ping from shard 0") {
   RuntimeConfig config = unpinned(2);
   config.stall.threshold = 0ms;  // the quota alone drives the watchdog

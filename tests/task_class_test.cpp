@@ -7,6 +7,9 @@
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <chrono>
 #include <cstdint>
 #include <thread>
@@ -170,6 +173,18 @@ TEST_CASE("classes from the shard configuration have the same ids on every shard
 }
 
 TEST_CASE("the class clock's ticks convert to the time steady_clock measures") {
+  // Ticks are compared on one CPU, as a pinned shard compares them: the TSCs
+  // of two CPUs need not agree.
+  cpu_set_t saved;
+  REQUIRE(pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0);
+  cpu_set_t here;
+  CPU_ZERO(&here);
+  CPU_SET(sched_getcpu(), &here);
+  REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof here, &here) == 0);
+  struct Restore {
+    cpu_set_t mask;
+    ~Restore() { pthread_setaffinity_np(pthread_self(), sizeof mask, &mask); }
+  } restore{saved};
   internal::CycleClock clock;
   CHECK(clock.ns_per_tick() > 0.0);
   // Each tick reading is bracketed by steady_clock readings, so a preemption
