@@ -2,11 +2,11 @@
 // not come back to its loop for too long, and says where it is stuck.
 //
 // Each shard publishes a ShardHeartbeat: a number for its current loop turn,
-// odd while it sleeps in the kernel. A turn costs the shard one store and no
-// clock read. The watchdog reads those words every tick and times each turn
-// on its own clock from the tick that first saw it, so no clock reading is
-// ever compared across CPUs (whose TSCs need not agree); a turn is noticed at
-// most one tick late. It never locks anything the shard touches.
+// odd while it sleeps in the kernel. The watchdog reads those words every
+// tick and times each turn on its own clock from the tick that first saw it,
+// so no clock reading is ever compared across CPUs (whose TSCs need not
+// agree); a turn is noticed at most one tick late. It never locks anything
+// the shard touches.
 // When a turn has lasted longer than `threshold`, the watchdog sends the
 // shard thread a real-time signal whose handler records a backtrace into the
 // heartbeat's preallocated buffer, and logs a warning with the shard id, the
@@ -65,12 +65,10 @@ struct ShardHeartbeat {
   alignas(64) std::atomic<std::uint64_t> turn{1};
   alignas(64) std::atomic<bool> quota_expired{false};  // written by the watchdog
   std::int64_t quota_ns = 0;                          // 0: no time quota
-  // quota_used()'s own timing, on the shard's thread: the turn it times, from
-  // its first call in that turn (CycleClock ticks), and a count that spaces
-  // its clock readings.
-  std::uint64_t timed_turn = 0;
-  std::uint64_t timed_since = 0;
-  unsigned quota_checks = 0;
+  // When the current turn started, in CycleClock ticks, for quota_used()'s
+  // own check: read on the shard's thread only.
+  std::uint64_t turn_started = 0;
+  unsigned quota_checks = 0;  // spaces quota_used()'s clock readings
   CycleClock clock;
 
   unsigned shard = 0;
@@ -85,6 +83,7 @@ struct ShardHeartbeat {
   }
   void begin_turn() noexcept {
     turn.store((turn.load(std::memory_order_relaxed) | 1) + 1, std::memory_order_relaxed);
+    turn_started = clock.now();
     quota_expired.store(false, std::memory_order_relaxed);
   }
   void going_to_sleep() noexcept {
@@ -92,21 +91,13 @@ struct ShardHeartbeat {
   }
 
   // True once the current turn has used its quota. Besides the watchdog's
-  // flag (a standalone executor has no watchdog), the first call in a turn
-  // reads the shard's clock and every 32nd call after it reads it again.
+  // flag (a standalone executor has no watchdog), every 32nd call reads the
+  // shard's clock itself.
   bool quota_used() noexcept {
     if (quota_expired.load(std::memory_order_relaxed)) return true;
-    if (quota_ns == 0) return false;
-    std::uint64_t current = turn.load(std::memory_order_relaxed);
-    if (current != timed_turn) {
-      timed_turn = current;
-      timed_since = clock.now();
-      quota_checks = 0;
-      return false;
-    }
-    if ((++quota_checks & 31) != 0) return false;
-    std::uint64_t now = clock.now();
-    if (now <= timed_since || static_cast<std::int64_t>(clock.to_ns(now - timed_since)) < quota_ns) return false;
+    if (quota_ns == 0 || (++quota_checks & 31) != 0) return false;
+    std::uint64_t now = clock.now();  // clamped: a thread that moved may read less
+    if (now <= turn_started || static_cast<std::int64_t>(clock.to_ns(now - turn_started)) < quota_ns) return false;
     quota_expired.store(true, std::memory_order_relaxed);
     return true;
   }

@@ -517,6 +517,38 @@ TEST_CASE("the watchdog raises a busy turn's quota flag by itself, and the next 
   CHECK(spun < 500ms);  // generous: a tick is at most the quota
 }
 
+TEST_CASE("without a watchdog, maybe_yield counts the quota from the start of the loop turn") {
+  // Task `a` spends 15 ms of a 20 ms quota without yielding; `b`, next in the
+  // same turn, loops on maybe_yield and must yield once the turn, not its own
+  // part of it, has used the quota: after about 5 ms, not 20.
+  ShardConfig config;
+  config.task_quota = 20ms;
+  LocalExecutor ex(config);
+  std::chrono::nanoseconds b_ran{0};
+  ex.block_on([&]() -> Task<void> {
+    co_await yield();  // a fresh turn for the two tasks
+    auto spin = []() -> Task<void> {
+      auto until = Clock::now() + 15ms;
+      while (Clock::now() < until) {
+      }
+      co_return;
+    };
+    auto loop = [&]() -> Task<void> {  // named: the coroutine refers to its captures
+      auto start = Clock::now();
+      std::uint64_t turns = RuntimeContext::current().executor().stats().loop_turns;
+      while (RuntimeContext::current().executor().stats().loop_turns == turns && Clock::now() < start + 5s)
+        co_await maybe_yield();
+      b_ran = Clock::now() - start;
+    };
+    auto a = spawn(spin());
+    auto b = spawn(loop());
+    co_await a;
+    co_await b;
+  }());
+  MESSAGE("b yielded after " << b_ran.count() / 1000 << " us");
+  CHECK(b_ran < 15ms);
+}
+
 TEST_CASE("a long loop with maybe_yield on shard 1 does not hold up a ping from shard 0") {
   RuntimeConfig config = unpinned(2);
   config.stall.threshold = 0ms;  // the quota alone drives the watchdog
