@@ -526,7 +526,6 @@ TEST_CASE("without a watchdog, maybe_yield counts the quota from the start of th
   LocalExecutor ex(config);
   std::chrono::nanoseconds b_ran{0};
   ex.block_on([&]() -> Task<void> {
-    co_await yield();  // a fresh turn for the two tasks
     auto spin = []() -> Task<void> {
       auto until = Clock::now() + 15ms;
       while (Clock::now() < until) {

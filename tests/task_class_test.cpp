@@ -7,9 +7,6 @@
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/yield.hpp>
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <chrono>
 #include <cstdint>
 #include <thread>
@@ -173,34 +170,29 @@ TEST_CASE("classes from the shard configuration have the same ids on every shard
 }
 
 TEST_CASE("the class clock's ticks convert to the time steady_clock measures") {
-  // Ticks are compared on one CPU, as a pinned shard compares them: the TSCs
-  // of two CPUs need not agree.
-  cpu_set_t saved;
-  REQUIRE(pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0);
-  cpu_set_t here;
-  CPU_ZERO(&here);
-  CPU_SET(sched_getcpu(), &here);
-  REQUIRE(pthread_setaffinity_np(pthread_self(), sizeof here, &here) == 0);
-  struct Restore {
-    cpu_set_t mask;
-    ~Restore() { pthread_setaffinity_np(pthread_self(), sizeof mask, &mask); }
-  } restore{saved};
-  internal::CycleClock clock;
-  CHECK(clock.ns_per_tick() > 0.0);
-  // Each tick reading is bracketed by steady_clock readings, so a preemption
-  // anywhere widens the bounds instead of failing the check.
-  auto before_start = std::chrono::steady_clock::now();
-  std::uint64_t start = clock.now();
-  auto after_start = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(20ms);
-  auto before_end = std::chrono::steady_clock::now();
-  std::uint64_t end = clock.now();
-  auto after_end = std::chrono::steady_clock::now();
-  REQUIRE(end > start);
-  auto measured = static_cast<double>(clock.to_ns(end - start));
-  auto shortest = static_cast<double>(std::chrono::nanoseconds(before_end - after_start).count());
-  auto longest = static_cast<double>(std::chrono::nanoseconds(after_end - before_start).count());
-  CHECK(measured > 0.98 * shortest);
-  CHECK(measured < 1.02 * longest);
-  CHECK(clock.ticks(std::chrono::nanoseconds(clock.to_ns(1'000'000))) == doctest::Approx(1'000'000).epsilon(0.001));
+  // Measured on a pinned shard, where the class clock is read: ticks are
+  // compared on one CPU, since the TSCs of two CPUs need not agree.
+  RuntimeConfig config = one_shard_with({});
+  config.pin_threads = true;
+  Runtime rt(config);
+  rt.run([]() -> Task<void> {
+    internal::CycleClock clock;
+    CHECK(clock.ns_per_tick() > 0.0);
+    // Each tick reading is bracketed by steady_clock readings, so a preemption
+    // anywhere widens the bounds instead of failing the check.
+    auto before_start = std::chrono::steady_clock::now();
+    std::uint64_t start = clock.now();
+    auto after_start = std::chrono::steady_clock::now();
+    co_await sleep_for(20ms);
+    auto before_end = std::chrono::steady_clock::now();
+    std::uint64_t end = clock.now();
+    auto after_end = std::chrono::steady_clock::now();
+    REQUIRE(end > start);
+    auto measured = static_cast<double>(clock.to_ns(end - start));
+    auto shortest = static_cast<double>(std::chrono::nanoseconds(before_end - after_start).count());
+    auto longest = static_cast<double>(std::chrono::nanoseconds(after_end - before_start).count());
+    CHECK(measured > 0.98 * shortest);
+    CHECK(measured < 1.02 * longest);
+    CHECK(clock.ticks(std::chrono::nanoseconds(clock.to_ns(1'000'000))) == doctest::Approx(1'000'000).epsilon(0.001));
+  });
 }
