@@ -12,9 +12,6 @@ namespace veloq::io {
 struct Completion {
   using Handler = void (*)(Completion* self, int result, std::uint32_t cqe_flags) noexcept;
   Handler on_complete = nullptr;
-  // A background operation (the shard's wake-up read) stays armed for the
-  // shard's whole life; it does not by itself make a busy loop poll the ring.
-  bool background = false;
 };
 
 }  // namespace veloq::io

@@ -122,7 +122,7 @@ void Driver::enter(bool wait, std::optional<Clock::time_point> deadline) {
       io_uring_submit_and_get_events(&ring_);
     else
       io_uring_submit(&ring_);
-  } else if (defer_taskrun_ && ((!taskrun_flag_ && in_flight_ > background_in_flight_) ||
+  } else if (defer_taskrun_ && ((!taskrun_flag_ && in_flight() > background_in_flight_) ||
                                  (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0)) {
     // Completions of a DEFER_TASKRUN ring are only posted when we ask. With
     // TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when it has some for
@@ -160,10 +160,7 @@ unsigned Driver::reap() noexcept {
       const std::uint32_t flags = cqe.flags;
       io_uring_smp_store_release(cq.khead, head + 1);
       ++total;
-      if (!(flags & IORING_CQE_F_MORE)) {
-        --in_flight_;
-        if (target != nullptr && target->background) --background_in_flight_;
-      }
+      finished_ += (flags & IORING_CQE_F_MORE) == 0;
       if (target != nullptr) target->on_complete(target, result, flags);
       head = IO_URING_READ_ONCE(*cq.khead);
     }
@@ -173,7 +170,7 @@ unsigned Driver::reap() noexcept {
 }
 
 void Driver::cancel_all_and_drain() noexcept {
-  if (in_flight_ == 0) return;
+  if (in_flight() == 0) return;
   // Through prepare(): if the shutdown filled the submission queue (tasks
   // destroyed just before queue their closes), it is handed over first.
   try {
@@ -182,14 +179,14 @@ void Driver::cancel_all_and_drain() noexcept {
   } catch (...) {
   }
   auto give_up = Clock::now() + std::chrono::seconds(5);
-  while (in_flight_ > 0 && Clock::now() < give_up) {
+  while (in_flight() > 0 && Clock::now() < give_up) {
     try {
       enter(true, Clock::now() + std::chrono::milliseconds(100));
     } catch (...) {
     }
     reap();
   }
-  if (in_flight_ > 0) log().warn("{} io_uring operations still in flight at shutdown", in_flight_);
+  if (in_flight() > 0) log().warn("{} io_uring operations still in flight at shutdown", in_flight());
 }
 
 }  // namespace veloq::io

@@ -59,11 +59,18 @@ class Driver {
       sqe = sqe_after_flush();
     }
     io_uring_sqe_set_data(sqe, c);
-    ++in_flight_;
     ++stats_.submitted;
-    if (c != nullptr && c->background) [[unlikely]] ++background_in_flight_;
     return sqe;
   }
+  // prepare() for an operation that stays armed for the shard's whole life
+  // (the wake-up read): it does not by itself make a busy loop poll the ring.
+  // Its handler calls background_finished() when its final CQE arrives.
+  io_uring_sqe* prepare_background(Completion* c) {
+    io_uring_sqe* sqe = prepare(c);
+    ++background_in_flight_;
+    return sqe;
+  }
+  void background_finished() noexcept { --background_in_flight_; }
 
   // Makes this turn's one kernel entry: submits what was prepared and, if
   // `wait`, sleeps until a completion arrives or `deadline` passes.
@@ -84,7 +91,8 @@ class Driver {
     return io_uring_cq_ready(&ring_) > 0 ||
            (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
   }
-  unsigned in_flight() const noexcept { return in_flight_; }
+  // Operations submitted or prepared whose final CQE has not been reaped.
+  unsigned in_flight() const noexcept { return static_cast<unsigned>(stats_.submitted - finished_); }
   bool has_unsubmitted() const noexcept;
   // SQEs prepared since the last submission (plain reads of our own ring state).
   unsigned unsubmitted() const noexcept { return ring_.sq.sqe_tail - ring_.sq.sqe_head; }
@@ -105,7 +113,7 @@ class Driver {
   io_uring ring_{};
   unsigned sq_limit_ = 0;  // SQEs below this tail value are known to be free
   unsigned setup_flags_ = 0;
-  unsigned in_flight_ = 0;
+  std::uint64_t finished_ = 0;  // final CQEs reaped (not IORING_CQE_F_MORE)
   unsigned background_in_flight_ = 0;
   bool defer_taskrun_ = false;
   bool taskrun_flag_ = false;  // the kernel flags pending completions in the SQ ring

@@ -63,13 +63,13 @@ void OpBase::watch() {
     DeadlineTimer* t = new (timer_storage_) DeadlineTimer{};
     timer_live_ = true;
     t->owner = this;
-    watched_ = true;
+    watched_ = slow_completion_ = true;
     RuntimeContext::current(name_).executor().timers().arm(t->timer, deadline_, &OpBase::on_deadline);
   }
   using veloq::internal::StopScope;
   if (StopScope::open_scopes != 0) {
     if (StopScope* scope = StopScope::innermost(task_)) {
-      watched_ = true;
+      watched_ = slow_completion_ = true;
       scope_member_.join(
           *scope, [](void* self, const StopScope& by) noexcept { static_cast<OpBase*>(self)->cancel(by.reason()); },
           this);
@@ -88,13 +88,10 @@ void OpBase::on_cqe(Completion* self, int result, std::uint32_t flags) noexcept 
   auto* op = static_cast<OpBase*>(self);
   // The common case: a final, successful CQE for an operation a task awaits
   // and that needs no continuation.
-  if (result >= 0 && (flags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) == 0 && op->continue_ == nullptr &&
-      !op->abandoned_) [[likely]] {
+  if (result >= 0 && (flags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) == 0 && !op->slow_completion_) [[likely]] {
     op->in_flight_ = false;
     op->result_ = result;
     op->flags_ = flags;
-    op->owns_result_fd_ = op->result_is_fd_;
-    if (op->watched_) op->finish_waiting();
     op->task_->wake();
     return;
   }
@@ -177,7 +174,7 @@ void OpBase::cancel(int reason) noexcept {
 }
 
 void OpBase::cancel_and_wait() noexcept {
-  abandoned_ = true;
+  abandoned_ = slow_completion_ = true;
   finish_waiting();
   if (!cancel_sent_) {
     cancel_reason_ = ECANCELED;

@@ -91,8 +91,8 @@ class OpBase : public Completion {
   // move the awaitable into the coroutine frame before awaiting it).
   OpBase(OpBase&& other) noexcept
       : Completion(other), prepare_(other.prepare_), name_(other.name_), fd_(other.fd_),
-        result_is_fd_(other.result_is_fd_), unstoppable_(other.unstoppable_), path_(other.path_),
-        address_(other.address_),
+        result_is_fd_(other.result_is_fd_), unstoppable_(other.unstoppable_),
+        slow_completion_(other.slow_completion_), path_(other.path_), address_(other.address_),
         deadline_(other.deadline_), continue_(other.continue_) {}
   ~OpBase() {
     // Still in flight (the task was destroyed), still watched by a timer or a
@@ -137,7 +137,7 @@ class OpBase : public Completion {
   Driver& driver() const noexcept { return *driver_; }
   int fd() const noexcept { return fd_; }
   // The result is a new descriptor the caller will own (see "Descriptors nobody receives").
-  void mark_result_is_fd() noexcept { result_is_fd_ = true; }
+  void mark_result_is_fd() noexcept { result_is_fd_ = slow_completion_ = true; }
   // Neither a stopped scope nor a deadline keeps it from the kernel.
   void mark_unstoppable() noexcept { unstoppable_ = true; }
 
@@ -147,6 +147,10 @@ class OpBase : public Completion {
   // Called before a completion is accepted: returns true if the operation
   // re-armed itself (for operations that continue a partial transfer).
   using ContinueFn = bool (*)(OpBase* self, int result) noexcept;
+  void set_continuation(ContinueFn fn) noexcept {
+    continue_ = fn;
+    slow_completion_ = true;
+  }
 
   [[noreturn]] void throw_error(int error_number) const;
   std::string describe() const;
@@ -195,14 +199,18 @@ class OpBase : public Completion {
   // always runs before await_suspend: end_suspend then calls watch().
   bool needs_watch_ = false;
   bool unstoppable_ = false;
+  // A completion needs more than storing the result and waking the task: a
+  // continuation, a descriptor result, a deadline or scope to leave, or a
+  // destructor waiting. Set with any of those; on_cqe tests only this.
+  bool slow_completion_ = false;
   const char* path_ = nullptr;
   const SocketAddress* address_ = nullptr;
 
  protected:
   Clock::time_point deadline_ = Clock::time_point::max();
-  ContinueFn continue_ = nullptr;
 
  private:
+  ContinueFn continue_ = nullptr;
   int early_result_;
   veloq::internal::StopScope::Member scope_member_;  // joined by watch() inside a scope
   // A DeadlineTimer lives here only while a deadline is armed (timer_live_),

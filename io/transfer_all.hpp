@@ -20,7 +20,7 @@ class [[nodiscard("co_await the operation")]] TransferAll : public OpBase, publi
   TransferAll(const char* name, int fd, void* data, std::size_t size, Direction direction) noexcept
       : OpBase(name, fd, &TransferAll::prepare), data_(static_cast<std::byte*>(data)), size_(size),
         direction_(direction) {
-    continue_ = &TransferAll::advance;
+    set_continuation(&TransferAll::advance);
   }
 
   bool await_ready() noexcept { return size_ == 0 || ready(); }

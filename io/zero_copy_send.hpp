@@ -23,7 +23,7 @@ class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase, publ
   ZeroCopySend(int fd, const void* data, std::size_t size, bool zero_copy) noexcept
       : OpBase(zero_copy ? "send_zc" : "send", fd, &ZeroCopySend::prepare), data_(data), size_(size),
         zero_copy_(zero_copy) {
-    continue_ = &ZeroCopySend::fall_back;
+    set_continuation(&ZeroCopySend::fall_back);
   }
 
   bool await_ready() noexcept { return ready(); }

@@ -135,13 +135,13 @@ void LocalExecutor::attach_blocking_pool(BlockingPool& pool) noexcept {
 
 void LocalExecutor::arm_wake_read() {
   wake_read_.owner = this;
-  wake_read_.background = true;
   wake_read_.on_complete = [](io::Completion* c, int, std::uint32_t) noexcept {
     auto* self = static_cast<WakeRead*>(c);
+    self->owner->driver_.background_finished();
     // The read only ends the kernel wait; pending bits say what arrived.
     if (!self->owner->shutting_down_) self->owner->arm_wake_read();
   };
-  io_uring_sqe* sqe = driver_.prepare(&wake_read_);
+  io_uring_sqe* sqe = driver_.prepare_background(&wake_read_);
   io_uring_prep_read(sqe, endpoint_.wake_fd(), &wake_read_.counter, sizeof wake_read_.counter, 0);
 }
 
