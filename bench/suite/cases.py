@@ -297,6 +297,20 @@ def echo_median(rounds: list[Measured], key: str) -> Measured:
                           "client_cpu_percent": median_of("client_cpu_percent")})
 
 
+def round_ratios(rounds: list[Measured], key: str) -> list[float]:
+    """Veloq over `key` within each round where both ran. The judged ratio is the
+    one of the two medians (so the row's three figures agree); these show whether
+    the VM changed mode between a round's runs, which the medians cannot."""
+    ratios = []
+    for r in rounds:
+        if r.status != "ok":
+            continue
+        ours, peer = r.data.get("veloq"), r.data.get(key)
+        if ours and peer and ours.status == "ok" and peer.status == "ok" and peer.value:
+            ratios.append(round(ours.value / peer.value, 3))
+    return ratios
+
+
 def _client_report(path: Path, stdout: str) -> dict:
     try:
         return json.loads(path.read_text())
@@ -333,6 +347,7 @@ def echo_plan(ctx: Context, seconds: float) -> Plan:
                     row = make_row("echo", case, "round_trips/s", ours.value, baseline=peer.value,
                                    runs=len(ours.data["rps_runs"]), **common,
                                    extra={"conns": conns, "size": ECHO_SIZE,
+                                          "round_ratios": round_ratios(per_round, server.key),
                                           "veloq_p99_us": ours.data["p99_us"],
                                           "baseline_p99_us": peer.data["p99_us"],
                                           "veloq_client_cpu_percent": ours.data["client_cpu_percent"],

@@ -118,10 +118,13 @@ def client_cpu_lines(rows: list[Row]) -> list[str]:
         extra = row.get("extra") or {}
         ours, theirs = extra.get("veloq_client_cpu_percent"), extra.get("baseline_client_cpu_percent")
         if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
+            rounds = extra.get("round_ratios") or []
+            within = f"; ratio within each round {', '.join(f'{r:.2f}' for r in rounds)}" if rounds else ""
             lines.append(f"- {row['case']}: load client's core busy {ours:.0f}% against Veloq, "
-                         f"{theirs:.0f}% against {row.get('baseline_name')}")
+                         f"{theirs:.0f}% against {row.get('baseline_name')}{within}")
     if lines:
-        lines = ["Echo load client CPU (a client near 100% caps every server at the same rate):", ""] + lines + [""]
+        lines = ["Echo load client CPU (a client near 100% caps every server at the same rate), and the ratio "
+                 "within each round (rounds far apart mean the VM changed speed between runs):", ""] + lines + [""]
     return lines
 
 
