@@ -86,6 +86,7 @@ def write_report(out: Path, meta: dict, rows: list[Row]) -> None:
         f"{machine.get('kernel')}, {machine.get('memory_gib')} GiB, liburing "
         f"{machine.get('liburing')}, {machine.get('compiler')}",
         f"- build: **{build.get('flavour')}** ({build.get('reason')})",
+        f"- commit: {machine.get('git_commit')}{' with uncommitted changes' if machine.get('git_dirty') else ''}",
     ]
     for flavour, info in build.get("candidates", {}).items():
         score = info.get("spawn_score")

@@ -96,6 +96,8 @@ def machine_info(repo: Path) -> dict:
         "compiler": first_line(["g++", "--version"]),
         "fio": first_line(["fio", "--version"]),
         "git_commit": first_line(["git", "-C", str(repo), "rev-parse", "HEAD"]),
+        # Uncommitted changes to tracked files are built and measured too.
+        "git_dirty": first_line(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"]) is not None,
     }
 
 
@@ -147,6 +149,8 @@ def main(argv: list[str]) -> int:
     print(f"veloq suite: {'quick' if args.quick else 'full'} run of "
           f"{', '.join(c.name for c in selected)} -> {out}")
 
+    # Before building: the commit measured is the one built, even if HEAD moves during the run.
+    machine = machine_info(repo)
     choice = pick_build(args, out)
     print(f"build: using {choice.flavour} in {choice.directory} ({choice.reason})")
 
@@ -207,7 +211,7 @@ def main(argv: list[str]) -> int:
         "cases": [c.name for c in selected],
         "elapsed_seconds": round(elapsed, 1),
         "interrupted": interrupted,
-        "machine": machine_info(repo),
+        "machine": machine,
         "build": choice.as_json(),
     }
     for note in write_all(out, meta, rows):
