@@ -81,8 +81,18 @@ class PoolCore {
       return;
     }
     cls.free.push_back(index);
-    if (--outstanding_ == 0 && closed_) delete this;
+    --outstanding_;
+    free_if_unused();
   }
+
+  // An acquire() awaiter exists: the core outlives it, even when it is never
+  // awaited or the pool goes first (it then throws ClosedError if awaited).
+  void awaiter_made() noexcept { ++awaiters_; }
+  void awaiter_gone() noexcept {
+    --awaiters_;
+    free_if_unused();
+  }
+  bool closed() const noexcept { return closed_; }
 
   // The handle is gone: unregister, turn waiters away, and free the memory
   // now or when the last buffer comes back.
@@ -100,10 +110,7 @@ class PoolCore {
         cls.waiters.wake_front();
       }
     }
-    if (outstanding_ == 0) {
-      delete this;
-      return;
-    }
+    if (outstanding_ == 0) return free_if_unused();
     log().warn("buffer pool destroyed with {} buffers still out; its memory is freed when they come back",
                outstanding_);
   }
@@ -123,7 +130,13 @@ class PoolCore {
   io::Driver* driver_;
   void* region_ = nullptr;
   std::size_t region_bytes_ = 0;
+  // After close(), the last buffer or awaiter to go frees the core.
+  void free_if_unused() noexcept {
+    if (closed_ && outstanding_ == 0 && awaiters_ == 0) delete this;
+  }
+
   std::size_t outstanding_ = 0;  // handed out, or granted to a waiter
+  std::size_t awaiters_ = 0;     // acquire() awaiters not yet destroyed
   bool closed_ = false;
 };
 
@@ -270,11 +283,18 @@ BufferPool::AcquireAwaiter BufferPool::acquire(std::size_t bytes) {
   return AcquireAwaiter(*core_, core_->class_for(bytes));
 }
 
+BufferPool::AcquireAwaiter::AcquireAwaiter(internal::PoolCore& core, std::uint16_t size_class) noexcept
+    : core_(core), size_class_(size_class) {
+  core_.awaiter_made();
+}
+
 BufferPool::AcquireAwaiter::~AcquireAwaiter() {
   if (grant_.woken && !grant_.pool_closed && !taken_) core_.put_back(size_class_, grant_.index);
+  core_.awaiter_gone();
 }
 
 bool BufferPool::AcquireAwaiter::await_ready() {
+  if (core_.closed()) return true;  // await_resume throws ClosedError
   // A free buffer means nobody waits: put_back serves waiters first.
   if (core_.classes[size_class_].free.empty()) {
     ++core_.stats.waited;
@@ -294,6 +314,7 @@ Buffer BufferPool::AcquireAwaiter::await_resume() {
   grant_.throw_if_interrupted();  // a stopped region: a buffer granted meanwhile goes back in the destructor
   taken_ = true;
   if (ready_) return std::move(ready_);
+  if (!grant_.woken) throw ClosedError("veloq: acquire() on a buffer pool that was destroyed");
   if (grant_.pool_closed) throw ClosedError("veloq: the buffer pool was destroyed while a task waited for a buffer");
   return core_.handle(size_class_, grant_.index);
 }

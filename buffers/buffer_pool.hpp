@@ -27,7 +27,8 @@
 //   veloq::buffers::Buffer b = co_await veloq::buffers::BufferPool::current().acquire(4096);
 //
 // Destroy the pool on its shard when no fixed I/O into it is in flight.
-// Buffers still out at that point keep its memory alive until they come back.
+// Buffers still out at that point keep its memory alive until they come back;
+// a task waiting in acquire(), or awaiting one made before, gets ClosedError.
 #pragma once
 
 #include <veloq/buffers/buffer.hpp>
@@ -94,8 +95,9 @@ class BufferPool {
 
   class [[nodiscard("co_await pool.acquire(bytes)")]] AcquireAwaiter {
    public:
-    AcquireAwaiter(internal::PoolCore& core, std::uint16_t size_class) noexcept
-        : core_(core), size_class_(size_class) {}
+    // Keeps the pool's bookkeeping alive until it is destroyed, so it may be
+    // awaited (or dropped) after the pool itself is gone.
+    AcquireAwaiter(internal::PoolCore& core, std::uint16_t size_class) noexcept;
     AcquireAwaiter(const AcquireAwaiter&) = delete;
     AcquireAwaiter& operator=(const AcquireAwaiter&) = delete;
     // A buffer granted to a task that was cancelled before it resumed goes back.
@@ -103,7 +105,7 @@ class BufferPool {
 
     bool await_ready();
     void await_suspend(std::coroutine_handle<> h) noexcept;
-    // Throws ClosedError if the pool was destroyed while the task waited.
+    // Throws ClosedError if the pool was destroyed before or while the task waited.
     Buffer await_resume();
 
    private:

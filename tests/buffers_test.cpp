@@ -284,6 +284,54 @@ TEST_CASE("cancelling a task waiting in acquire leaves no waiter behind, and a b
   CHECK(pool.free_count() == 6);
 }
 
+TEST_CASE("acquire after its pool is destroyed throws ClosedError, whether the task was waiting or had not awaited yet") {
+  LocalExecutor ex(own_pool_shard());
+  auto pool = std::make_unique<BufferPool>(ex.driver(), 0, small_pool());
+  ex.block_on([](std::unique_ptr<BufferPool>& pool) -> Task<void> {
+    // Made while the pool had buffers free and nothing out, awaited after the
+    // pool went: the pool's bookkeeping must still be there to say so.
+    auto made_early = pool->acquire(4096);
+    auto never_awaited = pool->acquire(16 * 1024);
+    pool.reset();
+    try {
+      (void)co_await made_early;
+      FAIL("acquire on a destroyed pool returned a buffer");
+    } catch (const ClosedError& e) {
+      CHECK(std::string(e.what()) == std::string("veloq: acquire() on a buffer pool that was destroyed"));
+    }
+  }(pool));
+
+  pool = std::make_unique<BufferPool>(ex.driver(), 0, small_pool());
+  ex.block_on([](std::unique_ptr<BufferPool>& pool) -> Task<void> {
+    std::vector<Buffer> held;
+    while (Buffer b = pool->try_acquire(4096)) held.push_back(std::move(b));
+    auto waiter = spawn([](BufferPool& pool) -> Task<void> { Buffer b = co_await pool.acquire(4096); }(*pool));
+    co_await yield();
+    REQUIRE(pool->waiting(0) == 1);
+    auto not_yet_awaited = pool->acquire(4096);
+    pool.reset();
+    try {
+      co_await waiter;
+      FAIL("the waiting task got a buffer from a destroyed pool");
+    } catch (const ClosedError& e) {
+      CHECK(std::string(e.what()) == std::string("veloq: the buffer pool was destroyed while a task waited for a buffer"));
+    }
+    // Bounded, so that waiting forever on the destroyed pool fails the test
+    // instead of hanging it.
+    auto await_it = [](BufferPool::AcquireAwaiter& a) -> Task<void> { (void)co_await a; };
+    try {
+      co_await io::with_timeout(std::chrono::seconds(2), await_it(not_yet_awaited));
+      FAIL("acquire on a destroyed pool returned a buffer");
+    } catch (const ClosedError&) {
+    } catch (const io::TimeoutError&) {
+      FAIL("acquire on a destroyed pool waited for a buffer that can never come");
+    }
+    // The buffers still out come home to the closed pool; the last of them,
+    // or the last awaiter, frees it (LeakSanitizer checks that it does).
+    held.clear();
+  }(pool));
+}
+
 TEST_CASE("BufferPool::current is the pool bound to the shard's context") {
   LocalExecutor ex(own_pool_shard());
   RuntimeContext ctx(ex);
