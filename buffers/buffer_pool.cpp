@@ -95,7 +95,7 @@ class PoolCore {
   bool closed() const noexcept { return closed_; }
 
   // The handle is gone: unregister, turn waiters away, and free the memory
-  // now or when the last buffer comes back.
+  // now or when the last buffer or acquire() awaiter is gone.
   void close() noexcept {
     closed_ = true;
     if (registered) {
@@ -127,14 +127,14 @@ class PoolCore {
  private:
   void register_region(const BufferPoolConfig& config);
 
-  io::Driver* driver_;
-  void* region_ = nullptr;
-  std::size_t region_bytes_ = 0;
   // After close(), the last buffer or awaiter to go frees the core.
   void free_if_unused() noexcept {
     if (closed_ && outstanding_ == 0 && awaiters_ == 0) delete this;
   }
 
+  io::Driver* driver_;
+  void* region_ = nullptr;
+  std::size_t region_bytes_ = 0;
   std::size_t outstanding_ = 0;  // handed out, or granted to a waiter
   std::size_t awaiters_ = 0;     // acquire() awaiters not yet destroyed
   bool closed_ = false;
