@@ -6,6 +6,7 @@
 
 #include <cassert>
 #include <cerrno>
+#include <new>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -24,7 +25,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
     std::uint32_t bytes;
   };
 
-  Op(internal::ProvidedRingCore& ring_core, int socket) : core(&ring_core), fd(socket), queue(ring_core.entries()) {
+  Op(internal::ProvidedRingCore& ring_core, int socket) : core(&ring_core), fd(socket), queue(initial_queue_slots) {
     on_complete = &Op::on_cqe;
     on_refill = &Op::on_buffers_back;
     target = this;
@@ -33,8 +34,10 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
 
   internal::ProvidedRingCore* core;
   int fd;
-  // At most one chunk per ring buffer can be outstanding, so a circular
-  // queue of `entries` slots never overflows and never reallocates.
+  // A circular queue that starts small and doubles when full: a connection
+  // rarely holds more than a chunk or two, and at most one per ring buffer,
+  // so its memory does not grow with the ring.
+  static constexpr std::size_t initial_queue_slots = 4;
   std::vector<Chunk> queue;
   std::size_t head = 0;
   std::size_t count = 0;
@@ -51,9 +54,21 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
   bool has_result() const noexcept { return count > 0 || ended || error != 0; }
   bool may_arm() const noexcept { return !armed && !ended && error == 0 && !abandoned; }
 
-  void push(Chunk c) noexcept {
+  // False when the queue had to grow and memory ran out.
+  bool push(Chunk c) noexcept {
+    if (count == queue.size()) {
+      try {
+        std::vector<Chunk> grown(2 * queue.size());
+        for (std::size_t i = 0; i < count; ++i) grown[i] = queue[(head + i) % queue.size()];
+        queue.swap(grown);
+        head = 0;
+      } catch (const std::bad_alloc&) {
+        return false;
+      }
+    }
     queue[(head + count) % queue.size()] = c;
     ++count;
+    return true;
   }
   Chunk pop() noexcept {
     Chunk c = queue[head];
@@ -114,10 +129,14 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
     if (flags & IORING_CQE_F_BUFFER) {
       auto id = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
       op->core->mark_taken(id);
-      if (op->abandoned || result <= 0)
+      if (op->abandoned || result <= 0 || op->error != 0) {
+        internal::give_back_provided(op->core, id);  // nothing after a lost chunk is delivered
+      } else if (!op->push({id, static_cast<std::uint32_t>(result)})) {
+        // The bytes cannot be kept in order: the stream ends with an error
+        // rather than skipping them.
         internal::give_back_provided(op->core, id);
-      else
-        op->push({id, static_cast<std::uint32_t>(result)});
+        if (op->error == 0) op->error = ENOMEM;
+      }
     } else if (result == -ENOBUFS) {
       op->core->note_enobufs();
     } else if (result == -ECANCELED && !op->core->registered() && !op->abandoned) {

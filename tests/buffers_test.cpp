@@ -598,6 +598,36 @@ TEST_CASE("a multishot receive on a tiny ring hits ENOBUFS, re-arms, and deliver
   CHECK(ring.available() == 2);
 }
 
+TEST_CASE("chunks a multishot receive queues beyond its first few slots come out whole and in order") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 12, .entries = 32, .buffer_bytes = 64});
+  auto [client, server] = tcp_pair();
+  FdCloser close_client{client}, close_server{server};
+  ex.block_on([](ProvidedBufferRing& ring, int server, int client) -> Task<void> {
+    MultishotRecv stream(ring, server);
+    send_all(client, "first", 5);
+    std::optional<ProvidedBuffer> first = co_await stream.next();  // arms the receive
+    REQUIRE(first.has_value());
+    CHECK(first->chars() == "first");
+    // Twenty messages, each received as its own chunk and left in the queue.
+    constexpr std::size_t messages = 20;
+    for (std::size_t i = 0; i < messages; ++i) {
+      std::string text = "message " + std::to_string(i);
+      send_all(client, text.data(), text.size());
+      for (int turns = 0; turns < 1000 && stream.queued() < i + 1; ++turns) co_await yield();
+      REQUIRE(stream.queued() == i + 1);
+    }
+    CHECK(ring.available() == 32 - 1 - messages);
+    for (std::size_t i = 0; i < messages; ++i) {
+      std::optional<ProvidedBuffer> chunk = co_await stream.next();
+      REQUIRE(chunk.has_value());
+      CHECK(chunk->chars() == "message " + std::to_string(i));
+    }
+    CHECK(stream.queued() == 0);
+  }(ring, server, client));
+  CHECK(ring.available() == 32);
+}
+
 TEST_CASE("a held provided buffer keeps the kernel from reusing it until the view is dropped") {
   LocalExecutor ex(own_pool_shard());
   ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 4, .entries = 4, .buffer_bytes = 128});
