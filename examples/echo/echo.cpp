@@ -5,27 +5,32 @@
 // Every shard binds its own SO_REUSEPORT listener, so the kernel spreads
 // connections over the shards and no socket is shared between threads. With
 // port 0, shard 0 binds first and the others reuse the port it was given.
-// Each connection is a task that reads into its own buffer and writes back
-// what it read. Prints "listening on HOST:PORT" once every shard listens;
+// Each connection is a task that receives through one multishot receive
+// and writes back each chunk it got. The chunks come from a ring of provided
+// buffers the shard's connections share, so an idle connection holds no
+// buffer, and the receive stays armed from one message to the next instead
+// of being submitted again after every reply. Prints "listening on HOST:PORT" once every shard listens;
 // on SIGINT or SIGTERM it stops, prints per-shard counters and exits 0. On
 // SIGUSR2 it prints every live task of every shard (name, spawn site, state).
+#include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/io/signals.hpp>
 #include <veloq/io/tcp_listener.hpp>
 #include <veloq/io/tcp_stream.hpp>
 #include <veloq/mesh/submit_to.hpp>
 #include <veloq/runtime/log.hpp>
 #include <veloq/runtime/runtime.hpp>
+#include <veloq/runtime/runtime_context.hpp>
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/task_dump.hpp>
 
 #include <signal.h>
 #include <sys/resource.h>
 
-#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -97,15 +102,17 @@ void raise_fd_limit() noexcept {
   }
 }
 
-veloq::Task<void> echo(veloq::io::TcpStream stream, ShardCounters& counters) {
-  std::array<std::byte, 4096> buffer;
+// The provided buffers each shard's connections receive into.
+constexpr veloq::buffers::ProvidedBufferRingConfig receive_buffers{.group_id = 1, .entries = 1024, .buffer_bytes = 4096};
+
+veloq::Task<void> echo(veloq::io::TcpStream stream, veloq::buffers::ProvidedBufferRing& buffers,
+                       ShardCounters& counters) {
   try {
     stream.set_nodelay(true);
-    for (;;) {
-      std::size_t n = co_await stream.read(buffer.data(), buffer.size());
-      if (n == 0) break;
-      counters.bytes += n;
-      co_await stream.write_all(buffer.data(), n);
+    veloq::buffers::MultishotRecv received(buffers, stream.fd());
+    while (std::optional<veloq::buffers::ProvidedBuffer> chunk = co_await received.next()) {
+      counters.bytes += chunk->size();
+      co_await stream.write_all(chunk->data(), chunk->size());
     }
   } catch (const veloq::io::IoError& e) {
     veloq::log().debug("connection ended: {}", e.what());  // a peer that resets is not the server's failure
@@ -113,6 +120,8 @@ veloq::Task<void> echo(veloq::io::TcpStream stream, ShardCounters& counters) {
 }
 
 veloq::Task<void> accept_connections(veloq::io::TcpListener listener, ShardCounters& counters) {
+  veloq::RuntimeContext& context = veloq::RuntimeContext::current("accept_connections");
+  veloq::buffers::ProvidedBufferRing buffers(context.driver(), context.shard_id(), receive_buffers);
   bool failing = false;
   for (;;) {
     bool failed = false;
@@ -120,7 +129,7 @@ veloq::Task<void> accept_connections(veloq::io::TcpListener listener, ShardCount
       veloq::io::TcpStream stream = co_await listener.accept();
       failing = false;
       ++counters.connections;
-      veloq::spawn(echo(std::move(stream), counters), {.name = "echo connection"}).detach();
+      veloq::spawn(echo(std::move(stream), buffers, counters), {.name = "echo connection"}).detach();
     } catch (const veloq::io::IoError& e) {
       // EMFILE and the like: keep serving. The connection stays in the
       // backlog, so an accept retried at once fails at once: pause instead of
