@@ -4,7 +4,7 @@
 // `size` bytes outstanding and sends the next only after the whole echo came back. After
 // a warm-up it counts the round trips that complete during D seconds and records each
 // one's latency in a log-linear histogram, then prints
-//     round_trips/s: X  p50_us: Y  p99_us: Z  client_cpu: C%
+//     round_trips/s: X  p50_us: Y  p99_us: Z  client_cpu: C%  turns_per_rt: T
 // and optionally writes the same figures as JSON.
 //
 // The client is one thread on io_uring, so that it costs less per round trip than the
@@ -60,9 +60,10 @@ const char usage[] =
     "  --size BYTES   request size (default 64)\n"
     "  --warmup S     warm-up seconds before measuring (default 1)\n"
     "  --json PATH    also write {conns,size,seconds,round_trips,rps,p50_us,p99_us,...}\n"
-    "Prints 'round_trips/s: X  p50_us: Y  p99_us: Z  client_cpu: C%' (C: the client's own CPU\n"
-    "time over the run, as a share of one core; near 100% the client sets the pace). Exits 1\n"
-    "if a connection fails.\n";
+    "Prints 'round_trips/s: X  p50_us: Y  p99_us: Z  client_cpu: C%  turns_per_rt: T' (C: the\n"
+    "client's own CPU time over the run, as a share of one core; near 100% the client sets the\n"
+    "pace. T: the client's loop turns, one io_uring_enter each, per round trip; a server that\n"
+    "answers in larger batches lets the client pay for fewer). Exits 1 if a connection fails.\n";
 
 struct options {
     std::string host = "127.0.0.1";
@@ -258,6 +259,13 @@ struct results {
     // The client's own CPU time (user + system) over the whole run, as a share of
     // one core: near 1.0 means the client, not the server, set the pace.
     double client_cpu = 0;
+    // Loop turns (one io_uring_enter each) in the measured window: the fewer turns per
+    // round trip, the less the client pays for each.
+    std::uint64_t turns = 0;
+
+    double turns_per_round_trip() const noexcept {
+        return round_trips == 0 ? 0.0 : static_cast<double>(turns) / static_cast<double>(round_trips);
+    }
 };
 
 // User plus system CPU time this process has used, in ns.
@@ -357,6 +365,9 @@ public:
                 }
             }
             io_uring_cq_advance(&_ring, seen);
+            if (seen_at >= _measure_from) {
+                ++out.turns;
+            }
             if (!ok) {
                 return false;
             }
@@ -462,9 +473,11 @@ bool write_json(const options& opts, const results& res, double rps, double p50_
     }
     std::fprintf(file,
                  "{\"conns\":%d,\"size\":%zu,\"seconds\":%g,\"warmup\":%g,\"round_trips\":%llu,"
-                 "\"rps\":%.1f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"client_cpu_percent\":%.1f}\n",
+                 "\"rps\":%.1f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"client_cpu_percent\":%.1f,"
+                 "\"turns_per_round_trip\":%.4f}\n",
                  opts.conns, opts.size, opts.seconds, opts.warmup,
-                 static_cast<unsigned long long>(res.round_trips), rps, p50_us, p99_us, p999_us, 100 * res.client_cpu);
+                 static_cast<unsigned long long>(res.round_trips), rps, p50_us, p99_us, p999_us, 100 * res.client_cpu,
+                 res.turns_per_round_trip());
     const bool ok = std::fflush(file) == 0 && !std::ferror(file);
     return std::fclose(file) == 0 && ok;
 }
@@ -525,8 +538,8 @@ int main(int argc, char** argv) {
     const double p50_us = res.latency.quantile_ns(0.50) / 1e3;
     const double p99_us = res.latency.quantile_ns(0.99) / 1e3;
     const double p999_us = res.latency.quantile_ns(0.999) / 1e3;
-    std::printf("round_trips/s: %.0f  p50_us: %.1f  p99_us: %.1f  client_cpu: %.0f%%\n", rps, p50_us, p99_us,
-                100 * res.client_cpu);
+    std::printf("round_trips/s: %.0f  p50_us: %.1f  p99_us: %.1f  client_cpu: %.0f%%  turns_per_rt: %.3f\n", rps,
+                p50_us, p99_us, 100 * res.client_cpu, res.turns_per_round_trip());
     std::fflush(stdout);
     if (!opts.json_path.empty() && !write_json(opts, res, rps, p50_us, p99_us, p999_us)) {
         return 1;

@@ -260,7 +260,8 @@ def echo_run(ctx: Context, server: EchoServer, conns: int, seconds: float, tag: 
         raise Failed(f"no round_trips/s from veloq-echo-load, see logs/{tag}-client.log")
     return Measured(float(report["rps"]), "rt/s",
                     data={"p99_us": report.get("p99_us"),
-                          "client_cpu_percent": report.get("client_cpu_percent")})
+                          "client_cpu_percent": report.get("client_cpu_percent"),
+                          "client_turns_per_rt": report.get("turns_per_round_trip")})
 
 
 def echo_round(ctx: Context, conns: int, seconds: float, number: int) -> Measured:
@@ -294,7 +295,10 @@ def echo_median(rounds: list[Measured], key: str) -> Measured:
                     data={"rps_runs": [m.value for m in ok],
                           "p99_us": median_of("p99_us"),
                           # Near 100: the load client's core, not the server, set the pace.
-                          "client_cpu_percent": median_of("client_cpu_percent")})
+                          "client_cpu_percent": median_of("client_cpu_percent"),
+                          # The client's loop turns per round trip: how finely the server's
+                          # replies arrive (each turn costs the client a syscall).
+                          "client_turns_per_rt": median_of("client_turns_per_rt")})
 
 
 def round_ratios(rounds: list[Measured], key: str) -> list[float]:
@@ -351,7 +355,9 @@ def echo_plan(ctx: Context, seconds: float) -> Plan:
                                           "veloq_p99_us": ours.data["p99_us"],
                                           "baseline_p99_us": peer.data["p99_us"],
                                           "veloq_client_cpu_percent": ours.data["client_cpu_percent"],
-                                          "baseline_client_cpu_percent": peer.data["client_cpu_percent"]})
+                                          "baseline_client_cpu_percent": peer.data["client_cpu_percent"],
+                                          "veloq_client_turns_per_rt": ours.data["client_turns_per_rt"],
+                                          "baseline_client_turns_per_rt": peer.data["client_turns_per_rt"]})
                 rows.append(row)
         return rows
 
