@@ -4,6 +4,7 @@
 #include <veloq/io/io_error.hpp>
 #include <veloq/runtime/local_executor.hpp>
 
+#include <bit>
 #include <cassert>
 #include <cerrno>
 #include <new>
@@ -36,8 +37,10 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
   int fd;
   // A circular queue that starts small and doubles when full: a connection
   // rarely holds more than a chunk or two, and at most one per ring buffer,
-  // so its memory does not grow with the ring.
+  // so its memory does not grow with the ring. Its size stays a power of two,
+  // so a slot is found with a mask rather than a division.
   static constexpr std::size_t initial_queue_slots = 4;
+  static_assert(std::has_single_bit(initial_queue_slots));
   std::vector<Chunk> queue;
   std::size_t head = 0;
   std::size_t count = 0;
@@ -59,23 +62,24 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
     if (count == queue.size()) {
       try {
         std::vector<Chunk> grown(2 * queue.size());
-        for (std::size_t i = 0; i < count; ++i) grown[i] = queue[(head + i) % queue.size()];
+        for (std::size_t i = 0; i < count; ++i) grown[i] = queue[slot(head + i)];
         queue.swap(grown);
         head = 0;
       } catch (const std::bad_alloc&) {
         return false;
       }
     }
-    queue[(head + count) % queue.size()] = c;
+    queue[slot(head + count)] = c;
     ++count;
     return true;
   }
   Chunk pop() noexcept {
     Chunk c = queue[head];
-    head = (head + 1) % queue.size();
+    head = slot(head + 1);
     --count;
     return c;
   }
+  std::size_t slot(std::size_t position) const noexcept { return position & (queue.size() - 1); }
 
   void arm() noexcept {
     try {
