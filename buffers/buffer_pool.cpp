@@ -5,6 +5,7 @@
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/log.hpp>
 #include <veloq/runtime/runtime_context.hpp>
+#include <veloq/runtime/task_state.hpp>
 
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -19,7 +20,6 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
-#include <thread>
 
 namespace veloq::buffers {
 
@@ -46,7 +46,7 @@ class PoolCore {
   PoolCore& operator=(const PoolCore&) = delete;
   ~PoolCore() { munmap(region_, region_bytes_); }
 
-  bool on_home_thread() const noexcept { return std::this_thread::get_id() == owner; }
+  bool on_home_thread() const noexcept { return &veloq::internal::this_thread_tag == owner_tag; }
 
   std::uint16_t class_for(std::size_t bytes) const {
     for (std::size_t i = 0; i < class_count; ++i)
@@ -118,7 +118,7 @@ class PoolCore {
   std::size_t region_bytes() const noexcept { return region_bytes_; }
 
   const unsigned shard;
-  const std::thread::id owner;
+  const char* const owner_tag;  // the home thread's this_thread_tag
   std::unique_ptr<Class[]> classes;  // a WaitList does not move, so no vector
   std::size_t class_count = 0;
   bool registered = false;
@@ -169,7 +169,7 @@ std::string memlock_limit_text() {
 }  // namespace
 
 PoolCore::PoolCore(io::Driver& driver, unsigned shard_id, const BufferPoolConfig& config)
-    : shard(shard_id), owner(std::this_thread::get_id()), driver_(&driver) {
+    : shard(shard_id), owner_tag(&veloq::internal::this_thread_tag), driver_(&driver) {
   const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   validate(config, page);
   for (const SizeClass& c : config.classes) {

@@ -23,7 +23,7 @@ namespace internal {
 ProvidedRingCore::ProvidedRingCore(io::Driver& driver, unsigned shard_id, const ProvidedBufferRingConfig& config)
     : driver_(&driver),
       shard_(shard_id),
-      owner_(std::this_thread::get_id()),
+      owner_tag_(&veloq::internal::this_thread_tag),
       entries_(config.entries),
       buffer_bytes_(config.buffer_bytes),
       group_id_(config.group_id) {

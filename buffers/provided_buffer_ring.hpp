@@ -26,6 +26,7 @@
 #pragma once
 
 #include <veloq/runtime/errors.hpp>
+#include <veloq/runtime/task_state.hpp>
 #include <veloq/runtime/wait_list.hpp>
 
 #include <coroutine>
@@ -33,7 +34,6 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
-#include <thread>
 #include <utility>
 
 struct io_uring_buf_ring;
@@ -123,7 +123,7 @@ class ProvidedRingCore {
   // kernel to stop selecting from it.
   void unregister() noexcept;
 
-  bool on_home_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+  bool on_home_thread() const noexcept { return &veloq::internal::this_thread_tag == owner_tag_; }
   bool registered() const noexcept { return registered_; }
   io::Driver& driver() const noexcept { return *driver_; }
   unsigned shard() const noexcept { return shard_; }
@@ -156,7 +156,7 @@ class ProvidedRingCore {
 
   io::Driver* driver_;
   unsigned shard_;
-  std::thread::id owner_;
+  const char* owner_tag_;  // the home thread's this_thread_tag
   io_uring_buf_ring* ring_ = nullptr;
   std::byte* buffers_ = nullptr;
   void* mapping_ = nullptr;
