@@ -6,6 +6,7 @@
 #include <veloq/buffers/buffer_pool.hpp>
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/buffers/provided_buffer_ring.hpp>
+#include <veloq/buffers/send_queue.hpp>
 #include <veloq/io/completion.hpp>
 #include <veloq/io/file.hpp>
 #include <veloq/io/io_error.hpp>
@@ -40,6 +41,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -995,4 +997,139 @@ TEST_CASE("a multishot receive that hit ENOBUFS re-arms when its buffers come ho
     for (int i = 0; i < 2000 && ring.available() < 2; ++i) co_await sleep_for(1ms);
     CHECK(ring.available() == 2);
   });
+}
+
+namespace {
+
+// Sends `bytes` on blocking socket `fd` from its own thread, stopping early
+// if the socket fails (the test closed its peer).
+std::thread send_in_background(int fd, std::vector<char> bytes) {
+  return std::thread([fd, bytes = std::move(bytes)] {
+    std::size_t at = 0;
+    while (at < bytes.size()) {
+      ssize_t n = ::send(fd, bytes.data() + at, std::min<std::size_t>(1000, bytes.size() - at), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      at += static_cast<std::size_t>(n);
+    }
+  });
+}
+
+void shrink_socket_buffers(int fd) {
+  int small = 4096;
+  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("a send queue forwards received chunks in order, without the task waiting for each send") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 13, .entries = 16, .buffer_bytes = 1024});
+  auto [source_client, source] = tcp_pair();
+  auto [sink_client, sink] = tcp_pair();
+  FdCloser c1{source_client}, c2{source}, c3{sink_client}, c4{sink};
+  shrink_socket_buffers(sink);  // so sends block, come back partial, and chunks wait their turn
+  shrink_socket_buffers(sink_client);
+
+  const std::vector<char> sent = pattern(300'000, 21);
+  std::thread writer = send_in_background(source_client, sent);
+  std::vector<char> forwarded;
+  timeval patience{.tv_sec = 10, .tv_usec = 0};  // a lost byte fails the test instead of hanging it
+  REQUIRE(::setsockopt(sink_client, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0);
+  std::thread reader([&forwarded, fd = sink_client, expected = sent.size()] {
+    char piece[1500];
+    while (forwarded.size() < expected) {
+      ssize_t n = ::recv(fd, piece, sizeof piece, 0);
+      if (n <= 0) return;
+      forwarded.insert(forwarded.end(), piece, piece + n);
+    }
+  });
+
+  ex.block_on([](ProvidedBufferRing& ring, int source, int sink, std::size_t expected) -> Task<void> {
+    MultishotRecv received(ring, source);
+    buffers::SendQueue replies(sink);
+    std::size_t total = 0, pushes = 0, most_queued = 0;
+    while (total < expected) {
+      std::optional<ProvidedBuffer> chunk = co_await received.next();
+      REQUIRE(chunk.has_value());
+      total += chunk->size();
+      replies.push(std::move(*chunk));
+      ++pushes;
+      if (pushes == 1) CHECK(replies.queued() == 1);  // push() returned before its send completed
+      most_queued = std::max(most_queued, replies.queued());
+    }
+    co_await replies.drained();
+    CHECK(replies.queued() == 0);
+    CHECK(replies.sends() >= pushes);
+    CHECK(most_queued > 1);  // chunks waited behind a send in flight
+    MESSAGE(pushes << " chunks, " << replies.sends() << " sends, at most " << most_queued << " queued, "
+                   << ring.enobufs_events() << " ENOBUFS");
+  }(ring, source, sink, sent.size()));
+  writer.join();
+  reader.join();
+  CHECK(forwarded == sent);
+  CHECK(ring.available() == 16);
+}
+
+TEST_CASE("a send queue whose peer resets throws IoError naming the send, from drained() and every later push()") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 14, .entries = 8, .buffer_bytes = 256});
+  auto [source_client, source] = tcp_pair();
+  auto [sink_client, sink] = tcp_pair();
+  FdCloser c1{source_client}, c2{source}, c4{sink};
+  linger reset{.l_onoff = 1, .l_linger = 0};
+  REQUIRE(::setsockopt(sink_client, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+  ::close(sink_client);  // an RST: sends on `sink` fail
+  send_all(source_client, "first second", 12);
+  ex.block_on([](ProvidedBufferRing& ring, int source, int source_client, int sink) -> Task<void> {
+    MultishotRecv received(ring, source);
+    buffers::SendQueue replies(sink);
+    std::optional<ProvidedBuffer> chunk = co_await received.next();
+    REQUIRE(chunk.has_value());
+    replies.push(std::move(*chunk));
+    try {
+      co_await replies.drained();
+      FAIL("no error from a reset peer");
+    } catch (const io::IoError& e) {
+      CHECK((e.code().value() == EPIPE || e.code().value() == ECONNRESET));
+      CHECK(std::string(e.what()).find("send fd " + std::to_string(sink)) == 0);
+    }
+    CHECK(replies.queued() == 0);
+    send_all(source_client, "third", 5);
+    std::optional<ProvidedBuffer> later = co_await received.next();
+    REQUIRE(later.has_value());
+    CHECK_THROWS_AS(replies.push(std::move(*later)), io::IoError);
+  }(ring, source, source_client, sink));
+  CHECK(ring.available() == 8);
+}
+
+TEST_CASE("dropping a send queue with a send in flight cancels it and gives every buffer back") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 15, .entries = 16, .buffer_bytes = 1024});
+  auto [source_client, source] = tcp_pair();
+  auto [sink_client, sink] = tcp_pair();
+  FdCloser c1{source_client}, c2{source}, c3{sink_client}, c4{sink};
+  shrink_socket_buffers(sink);  // the sink's peer never reads: its sends soon stay in flight
+  shrink_socket_buffers(sink_client);
+  std::thread writer = send_in_background(source_client, pattern(1'000'000, 5));
+  const std::size_t in_flight_before = ex.driver().in_flight();
+  ex.block_on([](ProvidedBufferRing& ring, int source, int sink) -> Task<void> {
+    MultishotRecv received(ring, source);
+    {
+      buffers::SendQueue replies(sink);
+      for (int i = 0; i < 100'000 && replies.queued() < 8; ++i) {
+        std::optional<ProvidedBuffer> chunk = co_await received.next();
+        REQUIRE(chunk.has_value());
+        replies.push(std::move(*chunk));
+      }
+      REQUIRE(replies.queued() >= 8);
+    }
+    // The cancelled send's completion frees its record and its buffer.
+    for (int turn = 0; turn < 1000 && ring.available() + received.queued() < 16; ++turn) co_await yield();
+    CHECK(ring.available() + received.queued() == 16);
+  }(ring, source, sink));
+  ::shutdown(source, SHUT_RDWR);  // ends the writer
+  writer.join();
+  CHECK(ex.driver().in_flight() == in_flight_before);
+  CHECK(ring.available() == 16);
 }

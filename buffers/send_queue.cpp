@@ -1,0 +1,198 @@
+#include <veloq/buffers/send_queue.hpp>
+#include <veloq/io/completion.hpp>
+#include <veloq/io/driver.hpp>
+#include <veloq/io/io_error.hpp>
+#include <veloq/runtime/local_executor.hpp>
+#include <veloq/runtime/runtime_context.hpp>
+
+#include <bit>
+#include <cerrno>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace veloq::buffers {
+
+// The queue's record: the chunks not yet sent and the io_uring completion
+// target of the one send in flight. It lives apart from the queue because the
+// kernel may still complete a send after the queue is gone.
+struct SendQueue::Record : io::Completion {
+  Record(io::Driver& d, int socket) : driver(&d), fd(socket), chunks(initial_slots) { on_complete = &Record::on_cqe; }
+
+  io::Driver* driver;
+  int fd;
+  // Circular, a power of two that doubles when full; chunks[head] is the one
+  // being sent, `sent` bytes of it already gone.
+  static constexpr std::size_t initial_slots = 4;
+  static_assert(std::has_single_bit(initial_slots));
+  std::vector<ProvidedBuffer> chunks;
+  std::size_t head = 0;
+  std::size_t count = 0;
+  std::size_t sent = 0;
+  bool in_flight = false;
+  bool abandoned = false;  // the queue is gone; free the record at the final CQE
+  int error = 0;           // the send error that ended the queue
+  std::uint64_t sends = 0;
+  veloq::internal::TaskState* waiter = nullptr;  // a task in drained()
+  std::coroutine_handle<> resume_at;
+  bool* waiter_queue_gone = nullptr;  // the waiting Drained's flag; valid while `waiter` is set
+
+  std::size_t slot(std::size_t position) const noexcept { return position & (chunks.size() - 1); }
+  ProvidedBuffer& front() noexcept { return chunks[head]; }
+
+  void append(ProvidedBuffer&& chunk) {
+    if (count == chunks.size()) {
+      std::vector<ProvidedBuffer> grown(2 * chunks.size());
+      for (std::size_t i = 0; i < count; ++i) grown[i] = std::move(chunks[slot(head + i)]);
+      chunks.swap(grown);
+      head = 0;
+    }
+    chunks[slot(head + count)] = std::move(chunk);
+    ++count;
+  }
+  void drop_front() noexcept {
+    chunks[head].reset();
+    head = slot(head + 1);
+    --count;
+    sent = 0;
+  }
+  void drop_all() noexcept {
+    while (count > 0) drop_front();
+  }
+
+  // Submits the rest of the front chunk; throws when the submission queue stays full.
+  void send_front() {
+    io_uring_sqe* sqe = driver->prepare(this);
+    ProvidedBuffer& chunk = front();
+    io_uring_prep_send(sqe, fd, chunk.data() + sent, static_cast<unsigned>(chunk.size() - sent), MSG_NOSIGNAL);
+    in_flight = true;
+    ++sends;
+  }
+
+  // From a completion: never throws; a full submission queue ends the queue.
+  void send_front_or_fail() noexcept {
+    try {
+      send_front();
+    } catch (...) {
+      fail(EBUSY);
+    }
+  }
+
+  void fail(int errno_value) noexcept {
+    if (error == 0) error = errno_value;
+    drop_all();
+  }
+
+  void wake_if_drained() noexcept {
+    if (waiter != nullptr && (count == 0 || error != 0)) std::exchange(waiter, nullptr)->wake_at(resume_at);
+  }
+
+  static void on_cqe(io::Completion* c, int result, std::uint32_t) noexcept {
+    auto* r = static_cast<Record*>(c);
+    r->in_flight = false;
+    if (r->abandoned) {
+      r->drop_all();
+      delete r;
+      return;
+    }
+    if (result == -EINTR || result == -EAGAIN) {
+      r->send_front_or_fail();
+    } else if (result < 0) {
+      r->fail(-result);
+    } else {
+      r->sent += static_cast<std::size_t>(result);
+      if (r->sent >= r->front().size()) r->drop_front();
+      if (r->count > 0) r->send_front_or_fail();
+    }
+    r->wake_if_drained();
+  }
+
+  [[noreturn]] void throw_error() const { throw io::IoError(error, "send fd " + std::to_string(fd)); }
+};
+
+SendQueue::SendQueue(int fd) : record_(new Record(RuntimeContext::current("SendQueue").driver(), fd)) {}
+
+SendQueue::~SendQueue() {
+  Record* r = record_;
+  if (veloq::internal::TaskState* waiter = std::exchange(r->waiter, nullptr)) {
+    *r->waiter_queue_gone = true;
+    waiter->wake_at(r->resume_at);
+  }
+  if (!r->in_flight) {
+    r->drop_all();
+    delete r;
+    return;
+  }
+  // The chunk in flight stays until its final CQE, which frees the record.
+  r->abandoned = true;
+  try {
+    io_uring_sqe* sqe = r->driver->prepare(nullptr);
+    io_uring_prep_cancel(sqe, r, 0);
+  } catch (...) {
+    // The submission queue stayed full: the send completes by itself, or is
+    // cancelled with everything else at the shard's shutdown.
+  }
+}
+
+void SendQueue::push(ProvidedBuffer&& chunk) {
+  Record& r = *record_;
+  if (r.error != 0) r.throw_error();
+  if (chunk.size() == 0) {  // nothing to send
+    chunk.reset();
+    return;
+  }
+  r.append(std::move(chunk));
+  if (r.in_flight) return;
+  try {
+    r.send_front();
+  } catch (...) {
+    r.drop_all();  // only the chunk just pushed was queued
+    throw;
+  }
+}
+
+std::size_t SendQueue::queued() const noexcept { return record_->count; }
+std::uint64_t SendQueue::sends() const noexcept { return record_->sends; }
+
+SendQueue::Drained::~Drained() {
+  // Destroyed while suspended: the awaiting task was cancelled.
+  if (task_ != nullptr && !queue_gone_ && record_.waiter == task_) record_.waiter = nullptr;
+}
+
+bool SendQueue::Drained::await_ready() noexcept {
+  if (stop_.stopped_before_start()) {
+    stopped_fd_ = record_.fd;
+    return true;
+  }
+  return record_.count == 0 || record_.error != 0;
+}
+
+void SendQueue::Drained::await_suspend(std::coroutine_handle<> h) noexcept {
+  task_ = veloq::internal::running_task();
+  task_->resume_point = h;
+  record_.waiter = task_;
+  record_.resume_at = h;
+  record_.waiter_queue_gone = &queue_gone_;
+  stop_.join(task_, this);
+}
+
+void SendQueue::Drained::stop_waiting(const veloq::internal::StopScope& by) noexcept {
+  if (task_ == nullptr || queue_gone_ || record_.waiter != task_) return;  // no longer waiting
+  record_.waiter = nullptr;
+  stopped_fd_ = record_.fd;
+  stop_.note_stopped(by);
+  // From here on nothing looks at record_, which may go with the queue
+  // before the task resumes.
+  std::exchange(task_, nullptr)->wake();
+}
+
+void SendQueue::Drained::await_resume() {
+  task_ = nullptr;
+  if (stop_.stopped()) [[unlikely]]
+    stop_.end(("send queue fd " + std::to_string(stopped_fd_)).c_str());
+  if (queue_gone_) throw io::IoError(EBADF, "drained() on a send queue that was destroyed");
+  if (record_.error != 0) record_.throw_error();
+}
+
+}  // namespace veloq::buffers

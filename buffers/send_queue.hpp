@@ -1,0 +1,90 @@
+// SendQueue: sends received chunks (ProvidedBuffers) on a socket, in order,
+// without the sending task waiting for each send.
+//
+// A task that forwards what it receives (an echo, a proxy) would otherwise
+// wait for every send to complete before it waits for the next chunk: two
+// wake-ups per message. push() takes the chunk, starts its send when no
+// other is in flight, and returns at once. The queue's record keeps one send
+// in flight at a time, resubmits what a partial send left, and gives each
+// buffer back to its ring once the kernel has sent it. Queued chunks hold
+// ring buffers, so a peer that stops reading runs the ring dry and the
+// receive waits (ENOBUFS): back-pressure, not memory without bound.
+//
+//   veloq::buffers::MultishotRecv received(ring, stream.fd());
+//   veloq::buffers::SendQueue replies(stream.fd());
+//   while (std::optional<veloq::buffers::ProvidedBuffer> chunk = co_await received.next())
+//     replies.push(std::move(*chunk));
+//   co_await replies.drained();   // everything pushed has been sent
+//
+// A send error ends the queue: push() and drained() throw io::IoError naming
+// it ("send fd 7: Broken pipe (EPIPE)") from then on, and the chunks still
+// queued are given back unsent. Inside io::with_timeout or
+// io::with_cancellation, a task waiting in drained() stops with the region;
+// the sends go on.
+//
+// Dropping the queue cancels a send in flight (IORING_OP_ASYNC_CANCEL) and
+// gives back what was not sent, so await drained() first to be sure it all
+// went out. The record stays until the kernel's last completion. Like
+// MultishotRecv, declare the queue after the socket it sends on, so that the
+// socket is closed after it. Single-shard: use it on the shard it was made on.
+#pragma once
+
+#include <veloq/buffers/provided_buffer_ring.hpp>
+#include <veloq/runtime/stop_scope.hpp>
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+
+namespace veloq::buffers {
+
+class SendQueue {
+  struct Record;
+
+ public:
+  // Sends on socket `fd` through the running shard's ring.
+  explicit SendQueue(int fd);
+  SendQueue(const SendQueue&) = delete;
+  SendQueue& operator=(const SendQueue&) = delete;
+  ~SendQueue();
+
+  // Queues `chunk` to be sent after everything pushed before it. Throws
+  // io::IoError once a send has failed, and what Driver::prepare throws when
+  // the submission queue stays full (the chunk is then given back).
+  void push(ProvidedBuffer&& chunk);
+
+  class [[nodiscard("co_await queue.drained()")]] Drained {
+   public:
+    explicit Drained(Record& record) noexcept : record_(record) {}
+    Drained(const Drained&) = delete;
+    Drained& operator=(const Drained&) = delete;
+    ~Drained();
+
+    bool await_ready() noexcept;
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    void await_resume();
+
+    // A scope the task runs in stopped (with_timeout, a cancellation token).
+    void stop_waiting(const veloq::internal::StopScope& by) noexcept;
+
+   private:
+    Record& record_;
+    veloq::internal::TaskState* task_ = nullptr;
+    bool queue_gone_ = false;  // the queue was destroyed while this waited: record_ may be freed
+    int stopped_fd_ = -1;      // the socket, for the error of a stopped wait
+    veloq::internal::StoppableWait stop_;
+  };
+  // Completes once every chunk pushed so far has been sent; throws the send
+  // error if one failed.
+  Drained drained() noexcept { return Drained(*record_); }
+
+  // Chunks pushed and not yet completely sent (the one in flight included).
+  std::size_t queued() const noexcept;
+  // Sends submitted, resubmissions of partial sends included.
+  std::uint64_t sends() const noexcept;
+
+ private:
+  Record* record_;
+};
+
+}  // namespace veloq::buffers
