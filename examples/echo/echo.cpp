@@ -6,13 +6,15 @@
 // connections over the shards and no socket is shared between threads. With
 // port 0, shard 0 binds first and the others reuse the port it was given.
 // Each connection is a task that receives through one multishot receive
-// and writes back each chunk it got. The chunks come from a ring of provided
-// buffers the shard's connections share, so an idle connection holds no
-// buffer, and the receive stays armed from one message to the next instead
-// of being submitted again after every reply. Prints "listening on HOST:PORT" once every shard listens;
+// and hands each chunk it got to a send queue, which sends it back without
+// the task waiting. The chunks come from a ring of provided buffers the
+// shard's connections share, so an idle connection holds no buffer, the
+// receive stays armed from one message to the next, and the task wakes once
+// per message rather than once for the message and once for its reply. Prints "listening on HOST:PORT" once every shard listens;
 // on SIGINT or SIGTERM it stops, prints per-shard counters and exits 0. On
 // SIGUSR2 it prints every live task of every shard (name, spawn site, state).
 #include <veloq/buffers/multishot_recv.hpp>
+#include <veloq/buffers/send_queue.hpp>
 #include <veloq/io/signals.hpp>
 #include <veloq/io/tcp_listener.hpp>
 #include <veloq/io/tcp_stream.hpp>
@@ -110,10 +112,12 @@ veloq::Task<void> echo(veloq::io::TcpStream stream, veloq::buffers::ProvidedBuff
   try {
     stream.set_nodelay(true);
     veloq::buffers::MultishotRecv received(buffers, stream.fd());
+    veloq::buffers::SendQueue replies(stream.fd());
     while (std::optional<veloq::buffers::ProvidedBuffer> chunk = co_await received.next()) {
       counters.bytes += chunk->size();
-      co_await stream.write_all(chunk->data(), chunk->size());
+      replies.push(std::move(*chunk));
     }
+    co_await replies.drained();  // the peer closed its side: finish echoing before closing ours
   } catch (const veloq::io::IoError& e) {
     veloq::log().debug("connection ended: {}", e.what());  // a peer that resets is not the server's failure
   }
