@@ -122,8 +122,8 @@ def client_cpu_lines(rows: list[Row]) -> list[str]:
             rounds = extra.get("round_ratios") or []
             within = f"; ratio within each round {', '.join(f'{r:.2f}' for r in rounds)}" if rounds else ""
             lines.append(f"- {row['case']}: load client's core busy {ours:.0f}%"
-                         f"{turns(extra.get('veloq_client_turns_per_rt'))} against Veloq, "
-                         f"{theirs:.0f}%{turns(extra.get('baseline_client_turns_per_rt'))} against "
+                         f"{turns_note(extra.get('veloq_client_turns_per_rt'))} against Veloq, "
+                         f"{theirs:.0f}%{turns_note(extra.get('baseline_client_turns_per_rt'))} against "
                          f"{row.get('baseline_name')}{within}")
     if lines:
         lines = ["Echo load client CPU (a client near 100% caps every server at the same rate), its loop turns "
@@ -132,8 +132,8 @@ def client_cpu_lines(rows: list[Row]) -> list[str]:
     return lines
 
 
-def turns(value) -> str:
-    """ ' (0.04 turns per round trip)', or nothing when the client did not say."""
+def turns_note(value) -> str:
+    """' (0.040 turns per round trip)', or nothing when the client did not say."""
     return f" ({value:.3f} turns per round trip)" if isinstance(value, (int, float)) else ""
 
 

@@ -10,9 +10,10 @@
 // the task waiting. The chunks come from a ring of provided buffers the
 // shard's connections share, so an idle connection holds no buffer, the
 // receive stays armed from one message to the next, and the task wakes once
-// per message rather than once for the message and once for its reply. Prints "listening on HOST:PORT" once every shard listens;
-// on SIGINT or SIGTERM it stops, prints per-shard counters and exits 0. On
-// SIGUSR2 it prints every live task of every shard (name, spawn site, state).
+// per message rather than once for the message and once for its reply.
+// Prints "listening on HOST:PORT" once every shard listens; on SIGINT or
+// SIGTERM it stops, prints per-shard counters and exits 0. On SIGUSR2 it
+// prints every live task of every shard (name, spawn site, state).
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/buffers/send_queue.hpp>
 #include <veloq/io/signals.hpp>
@@ -104,7 +105,8 @@ void raise_fd_limit() noexcept {
   }
 }
 
-// The provided buffers each shard's connections receive into.
+// The provided buffers each shard's connections receive into: 4 MiB per
+// shard, however many connections it holds.
 constexpr veloq::buffers::ProvidedBufferRingConfig receive_buffers{.group_id = 1, .entries = 1024, .buffer_bytes = 4096};
 
 veloq::Task<void> echo(veloq::io::TcpStream stream, veloq::buffers::ProvidedBufferRing& buffers,
