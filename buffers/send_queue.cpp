@@ -18,7 +18,10 @@ namespace veloq::buffers {
 // target of the one send in flight. It lives apart from the queue because the
 // kernel may still complete a send after the queue is gone.
 struct SendQueue::Record : io::Completion {
-  Record(io::Driver& d, int socket) : driver(&d), fd(socket), chunks(initial_slots) { on_complete = &Record::on_cqe; }
+  Record(io::Driver& d, int socket, veloq::internal::WaitList& waiters)
+      : driver(&d), fd(socket), chunks(initial_slots), drain_waiters(&waiters) {
+    on_complete = &Record::on_cqe;
+  }
 
   io::Driver* driver;
   int fd;
@@ -34,9 +37,7 @@ struct SendQueue::Record : io::Completion {
   bool abandoned = false;  // the queue is gone; free the record at the final CQE
   int error = 0;           // the send error that ended the queue
   std::uint64_t sends = 0;
-  veloq::internal::TaskState* waiter = nullptr;  // a task in drained()
-  std::coroutine_handle<> resume_at;
-  bool* waiter_queue_gone = nullptr;  // the waiting Drained's flag; valid while `waiter` is set
+  veloq::internal::WaitList* drain_waiters;  // the queue's, while it lives
 
   std::size_t slot(std::size_t position) const noexcept { return position & (chunks.size() - 1); }
   ProvidedBuffer& front() noexcept { return chunks[head]; }
@@ -85,7 +86,7 @@ struct SendQueue::Record : io::Completion {
   }
 
   void wake_if_drained() noexcept {
-    if (waiter != nullptr && (count == 0 || error != 0)) std::exchange(waiter, nullptr)->wake_at(resume_at);
+    if (count == 0 || error != 0) drain_waiters->wake_all();
   }
 
   static void on_cqe(io::Completion* c, int result, std::uint32_t) noexcept {
@@ -111,14 +112,12 @@ struct SendQueue::Record : io::Completion {
   [[noreturn]] void throw_error() const { throw io::IoError(error, "send fd " + std::to_string(fd)); }
 };
 
-SendQueue::SendQueue(int fd) : record_(new Record(RuntimeContext::current("SendQueue").driver(), fd)) {}
+SendQueue::SendQueue(int fd) : record_(new Record(RuntimeContext::current("SendQueue").driver(), fd, drain_waiters_)) {}
 
 SendQueue::~SendQueue() {
+  // Tasks still in drained() are woken with ClosedError when drain_waiters_ goes.
   Record* r = record_;
-  if (veloq::internal::TaskState* waiter = std::exchange(r->waiter, nullptr)) {
-    *r->waiter_queue_gone = true;
-    waiter->wake_at(r->resume_at);
-  }
+  r->drain_waiters = nullptr;
   if (!r->in_flight) {
     r->drop_all();
     delete r;
@@ -155,44 +154,16 @@ void SendQueue::push(ProvidedBuffer&& chunk) {
 std::size_t SendQueue::queued() const noexcept { return record_->count; }
 std::uint64_t SendQueue::sends() const noexcept { return record_->sends; }
 
-SendQueue::Drained::~Drained() {
-  // Destroyed while suspended: the awaiting task was cancelled.
-  if (task_ != nullptr && !queue_gone_ && record_.waiter == task_) record_.waiter = nullptr;
-}
+bool SendQueue::failed() const noexcept { return record_->error != 0; }
 
-bool SendQueue::Drained::await_ready() noexcept {
-  if (stop_.stopped_before_start()) {
-    stopped_fd_ = record_.fd;
-    return true;
-  }
-  return record_.count == 0 || record_.error != 0;
+void SendQueue::throw_if_failed() const {
+  if (record_->error != 0) record_->throw_error();
 }
 
 void SendQueue::Drained::await_suspend(std::coroutine_handle<> h) noexcept {
-  task_ = veloq::internal::running_task();
-  task_->resume_point = h;
-  record_.waiter = task_;
-  record_.resume_at = h;
-  record_.waiter_queue_gone = &queue_gone_;
-  stop_.join(task_, this);
-}
-
-void SendQueue::Drained::stop_waiting(const veloq::internal::StopScope& by) noexcept {
-  if (task_ == nullptr || queue_gone_ || record_.waiter != task_) return;  // no longer waiting
-  record_.waiter = nullptr;
-  stopped_fd_ = record_.fd;
-  stop_.note_stopped(by);
-  // From here on nothing looks at record_, which may go with the queue
-  // before the task resumes.
-  std::exchange(task_, nullptr)->wake();
-}
-
-void SendQueue::Drained::await_resume() {
-  task_ = nullptr;
-  if (stop_.stopped()) [[unlikely]]
-    stop_.end(("send queue fd " + std::to_string(stopped_fd_)).c_str());
-  if (queue_gone_) throw io::IoError(EBADF, "drained() on a send queue that was destroyed");
-  if (record_.error != 0) record_.throw_error();
+  veloq::internal::TaskState* task = veloq::internal::running_task();
+  task->resume_point = h;
+  queue_.drain_waiters_.push_back(waiter_, task, h);
 }
 
 }  // namespace veloq::buffers

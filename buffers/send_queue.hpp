@@ -19,8 +19,8 @@
 // A send error ends the queue: push() and drained() throw io::IoError naming
 // it ("send fd 7: Broken pipe (EPIPE)") from then on, and the chunks still
 // queued are given back unsent. Inside io::with_timeout or
-// io::with_cancellation, a task waiting in drained() stops with the region;
-// the sends go on.
+// io::with_cancellation, a task waiting in drained() stops with the region
+// (the sends go on); one waiting when the queue is destroyed gets ClosedError.
 //
 // Dropping the queue cancels a send in flight (IORING_OP_ASYNC_CANCEL) and
 // gives back what was not sent, so await drained() first to be sure it all
@@ -30,7 +30,7 @@
 #pragma once
 
 #include <veloq/buffers/provided_buffer_ring.hpp>
-#include <veloq/runtime/stop_scope.hpp>
+#include <veloq/runtime/wait_list.hpp>
 
 #include <coroutine>
 #include <cstddef>
@@ -55,36 +55,38 @@ class SendQueue {
 
   class [[nodiscard("co_await queue.drained()")]] Drained {
    public:
-    explicit Drained(Record& record) noexcept : record_(record) {}
+    explicit Drained(SendQueue& queue) noexcept : queue_(queue) {}
     Drained(const Drained&) = delete;
     Drained& operator=(const Drained&) = delete;
-    ~Drained();
 
-    bool await_ready() noexcept;
+    bool await_ready() const noexcept { return queue_.queued() == 0 || queue_.failed(); }
     void await_suspend(std::coroutine_handle<> h) noexcept;
-    void await_resume();
-
-    // A scope the task runs in stopped (with_timeout, a cancellation token).
-    void stop_waiting(const veloq::internal::StopScope& by) noexcept;
+    // Throws ClosedError if the queue was destroyed while the task waited.
+    void await_resume() const {
+      waiter_.throw_if_interrupted();
+      queue_.throw_if_failed();
+    }
 
    private:
-    Record& record_;
-    veloq::internal::TaskState* task_ = nullptr;
-    bool queue_gone_ = false;  // the queue was destroyed while this waited: record_ may be freed
-    int stopped_fd_ = -1;      // the socket, for the error of a stopped wait
-    veloq::internal::StoppableWait stop_;
+    SendQueue& queue_;
+    veloq::internal::Waiter waiter_;
   };
   // Completes once every chunk pushed so far has been sent; throws the send
   // error if one failed.
-  Drained drained() noexcept { return Drained(*record_); }
+  Drained drained() noexcept { return Drained(*this); }
 
   // Chunks pushed and not yet completely sent (the one in flight included).
   std::size_t queued() const noexcept;
   // Sends submitted, resubmissions of partial sends included.
   std::uint64_t sends() const noexcept;
+  // True once a send has failed.
+  bool failed() const noexcept;
 
  private:
+  void throw_if_failed() const;
+
   Record* record_;
+  veloq::internal::WaitList drain_waiters_{"send queue"};
 };
 
 }  // namespace veloq::buffers

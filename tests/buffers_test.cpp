@@ -1014,6 +1014,18 @@ std::thread send_in_background(int fd, std::vector<char> bytes) {
   });
 }
 
+// Writes to `fd` until the kernel takes no more (its peer does not read), so
+// that the next send on it waits.
+void fill_until_blocked(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  REQUIRE(::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0);
+  std::vector<char> junk(4096, 'j');
+  while (::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL) > 0) {
+  }
+  REQUIRE(errno == EAGAIN);
+  REQUIRE(::fcntl(fd, F_SETFL, flags) == 0);
+}
+
 void shrink_socket_buffers(int fd) {
   int small = 4096;
   REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
@@ -1109,27 +1121,63 @@ TEST_CASE("dropping a send queue with a send in flight cancels it and gives ever
   auto [source_client, source] = tcp_pair();
   auto [sink_client, sink] = tcp_pair();
   FdCloser c1{source_client}, c2{source}, c3{sink_client}, c4{sink};
-  shrink_socket_buffers(sink);  // the sink's peer never reads: its sends soon stay in flight
-  shrink_socket_buffers(sink_client);
-  std::thread writer = send_in_background(source_client, pattern(1'000'000, 5));
+  fill_until_blocked(sink);  // the sink's peer never reads: a send on it stays in flight
   const std::size_t in_flight_before = ex.driver().in_flight();
-  ex.block_on([](ProvidedBufferRing& ring, int source, int sink) -> Task<void> {
+  ex.block_on([](ProvidedBufferRing& ring, int source, int source_client, int sink) -> Task<void> {
     MultishotRecv received(ring, source);
     {
       buffers::SendQueue replies(sink);
-      for (int i = 0; i < 100'000 && replies.queued() < 8; ++i) {
+      for (const char* text : {"one", "two", "three"}) {
+        send_all(source_client, text, std::strlen(text));
         std::optional<ProvidedBuffer> chunk = co_await received.next();
         REQUIRE(chunk.has_value());
         replies.push(std::move(*chunk));
       }
-      REQUIRE(replies.queued() >= 8);
+      for (int i = 0; i < 10; ++i) co_await yield();
+      REQUIRE(replies.queued() == 3);
+      CHECK(replies.sends() == 1);  // one send in flight, two waiting behind it
+      CHECK(ring.available() == 16 - 3);
     }
     // The cancelled send's completion frees its record and its buffer.
-    for (int turn = 0; turn < 1000 && ring.available() + received.queued() < 16; ++turn) co_await yield();
-    CHECK(ring.available() + received.queued() == 16);
-  }(ring, source, sink));
-  ::shutdown(source, SHUT_RDWR);  // ends the writer
-  writer.join();
+    for (int turn = 0; turn < 1000 && ring.available() < 16; ++turn) co_await yield();
+    CHECK(ring.available() == 16);
+  }(ring, source, source_client, sink));
   CHECK(ex.driver().in_flight() == in_flight_before);
-  CHECK(ring.available() == 16);
+}
+
+namespace {
+
+Task<void> wait_drained(buffers::SendQueue& queue) { co_await queue.drained(); }
+
+}  // namespace
+
+TEST_CASE("a task in drained() stops with its with_timeout, and one still waiting when the queue goes gets ClosedError") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 16, .entries = 4, .buffer_bytes = 1024});
+  auto [source_client, source] = tcp_pair();
+  auto [sink_client, sink] = tcp_pair();
+  FdCloser c1{source_client}, c2{source}, c3{sink_client}, c4{sink};
+  fill_until_blocked(sink);  // the sink's peer never reads: the queue cannot drain
+  send_all(source_client, "stuck", 5);
+  ex.block_on([](ProvidedBufferRing& ring, int source, int sink) -> Task<void> {
+    MultishotRecv received(ring, source);
+    auto queue = std::make_unique<buffers::SendQueue>(sink);
+    std::optional<ProvidedBuffer> chunk = co_await received.next();
+    REQUIRE(chunk.has_value());
+    queue->push(std::move(*chunk));
+    try {
+      co_await io::with_timeout(std::chrono::milliseconds(30), wait_drained(*queue));
+      FAIL("drained() was not stopped");
+    } catch (const io::TimeoutError& e) {
+      CHECK(std::string(e.what()).find("send queue") != std::string::npos);
+    }
+    CHECK(queue->queued() == 1);  // the send goes on
+
+    auto waiter = spawn(wait_drained(*queue));
+    co_await yield();
+    queue.reset();
+    CHECK_THROWS_AS(co_await waiter, ClosedError);
+    for (int turn = 0; turn < 1000 && ring.available() < 4; ++turn) co_await yield();
+    CHECK(ring.available() == 4);
+  }(ring, source, sink));
 }
