@@ -1,10 +1,10 @@
+#include <veloq/buffers/circular_queue.hpp>
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/io/completion.hpp>
 #include <veloq/io/driver.hpp>
 #include <veloq/io/io_error.hpp>
 #include <veloq/runtime/local_executor.hpp>
 
-#include <bit>
 #include <cassert>
 #include <cerrno>
 #include <new>
@@ -26,7 +26,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
     std::uint32_t bytes;
   };
 
-  Op(internal::ProvidedRingCore& ring_core, int socket) : core(&ring_core), fd(socket), queue(initial_queue_slots) {
+  Op(internal::ProvidedRingCore& ring_core, int socket) : core(&ring_core), fd(socket) {
     on_complete = &Op::on_cqe;
     on_refill = &Op::on_buffers_back;
     target = this;
@@ -35,15 +35,9 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
 
   internal::ProvidedRingCore* core;
   int fd;
-  // A circular queue that starts small and doubles when full: a connection
-  // rarely holds more than a chunk or two, and at most one per ring buffer,
-  // so its memory does not grow with the ring. Its size stays a power of two,
-  // so a slot is found with a mask rather than a division.
-  static constexpr std::size_t initial_queue_slots = 4;
-  static_assert(std::has_single_bit(initial_queue_slots));
-  std::vector<Chunk> queue;
-  std::size_t head = 0;
-  std::size_t count = 0;
+  // Small, and grows only while chunks wait, so a connection's record does
+  // not grow with the ring (at most one chunk per ring buffer can wait).
+  internal::CircularQueue<Chunk> queue;
   bool armed = false;      // a receive is in the kernel (until a CQE without F_MORE)
   bool abandoned = false;  // the stream is gone; free the record at the final CQE
   bool ended = false;      // the peer closed
@@ -54,32 +48,18 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
   std::coroutine_handle<> resume_at;
   bool* waiter_stream_gone = nullptr;  // the waiting NextChunk's flag; valid while `waiter` is set
 
-  bool has_result() const noexcept { return count > 0 || ended || error != 0; }
+  bool has_result() const noexcept { return !queue.empty() || ended || error != 0; }
   bool may_arm() const noexcept { return !armed && !ended && error == 0 && !abandoned; }
 
   // False when the queue had to grow and memory ran out.
   bool push(Chunk c) noexcept {
-    if (count == queue.size()) {
-      try {
-        std::vector<Chunk> grown(2 * queue.size());
-        for (std::size_t i = 0; i < count; ++i) grown[i] = queue[slot(head + i)];
-        queue.swap(grown);
-        head = 0;
-      } catch (const std::bad_alloc&) {
-        return false;
-      }
+    try {
+      queue.push_back(std::move(c));
+      return true;
+    } catch (const std::bad_alloc&) {
+      return false;
     }
-    queue[slot(head + count)] = c;
-    ++count;
-    return true;
   }
-  Chunk pop() noexcept {
-    Chunk c = queue[head];
-    head = slot(head + 1);
-    --count;
-    return c;
-  }
-  std::size_t slot(std::size_t position) const noexcept { return position & (queue.size() - 1); }
 
   void arm() noexcept {
     try {
@@ -118,7 +98,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
 
   void free_record() noexcept {
     if (linked()) core->unlink(*this);
-    while (count > 0) internal::give_back_provided(core, pop().id);
+    while (!queue.empty()) internal::give_back_provided(core, queue.pop_front().id);
     internal::ProvidedRingCore* ring_core = core;
     delete this;
     ring_core->release_ref();
@@ -157,7 +137,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
     // A receive the kernel ended early (ENOBUFS, or a last CQE that still
     // carried data) continues at once when a task is waiting with nothing to
     // take; otherwise the next next() re-arms it.
-    if (op->may_arm() && op->waiter != nullptr && op->count == 0) op->arm_or_wait_for_buffers();
+    if (op->may_arm() && op->waiter != nullptr && op->queue.empty()) op->arm_or_wait_for_buffers();
     op->wake_if_ready();
   }
 
@@ -186,7 +166,7 @@ MultishotRecv::~MultishotRecv() {
   }
   op->abandoned = true;
   if (op->linked()) op->core->unlink(*op);
-  while (op->count > 0) internal::give_back_provided(op->core, op->pop().id);
+  while (!op->queue.empty()) internal::give_back_provided(op->core, op->queue.pop_front().id);
   try {
     io_uring_sqe* sqe = op->core->driver().prepare(nullptr);
     io_uring_prep_cancel(sqe, op, 0);
@@ -198,7 +178,7 @@ MultishotRecv::~MultishotRecv() {
 
 bool MultishotRecv::armed() const noexcept { return op_->armed; }
 std::uint64_t MultishotRecv::arms() const noexcept { return op_->arms; }
-std::size_t MultishotRecv::queued() const noexcept { return op_->count; }
+std::size_t MultishotRecv::queued() const noexcept { return op_->queue.size(); }
 
 MultishotRecv::NextChunk::~NextChunk() {
   // Destroyed while suspended: the awaiting task was cancelled.
@@ -213,7 +193,7 @@ bool MultishotRecv::NextChunk::await_ready() noexcept {
   // Re-arm when the kernel stopped: now if there is nothing to hand out or a
   // buffer to receive into (so receiving overlaps with consuming), else on
   // the next call.
-  if (op_.may_arm() && (op_.count == 0 || op_.core->available() > 0)) op_.arm_or_wait_for_buffers();
+  if (op_.may_arm() && (op_.queue.empty() || op_.core->available() > 0)) op_.arm_or_wait_for_buffers();
   return op_.has_result();
 }
 
@@ -241,8 +221,8 @@ std::optional<ProvidedBuffer> MultishotRecv::NextChunk::await_resume() {
   if (stop_.stopped()) [[unlikely]]
     stop_.end(("recv_multishot fd " + std::to_string(stopped_fd_)).c_str());
   if (stream_gone_) throw io::IoError(EBADF, "recv_multishot on a stream that was destroyed");
-  if (op_.count > 0) {
-    Op::Chunk c = op_.pop();
+  if (!op_.queue.empty()) {
+    Op::Chunk c = op_.queue.pop_front();
     // The queue's reference on the ring passes to the view.
     return adopt(op_.core, c.id, c.bytes);
   }

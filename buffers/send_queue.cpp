@@ -1,3 +1,4 @@
+#include <veloq/buffers/circular_queue.hpp>
 #include <veloq/buffers/send_queue.hpp>
 #include <veloq/io/completion.hpp>
 #include <veloq/io/driver.hpp>
@@ -5,12 +6,9 @@
 #include <veloq/runtime/local_executor.hpp>
 #include <veloq/runtime/runtime_context.hpp>
 
-#include <bit>
 #include <cerrno>
-#include <new>
 #include <string>
 #include <utility>
-#include <vector>
 
 namespace veloq::buffers {
 
@@ -19,19 +17,14 @@ namespace veloq::buffers {
 // kernel may still complete a send after the queue is gone.
 struct SendQueue::Record : io::Completion {
   Record(io::Driver& d, int socket, veloq::internal::WaitList& waiters)
-      : driver(&d), fd(socket), chunks(initial_slots), drain_waiters(&waiters) {
+      : driver(&d), fd(socket), drain_waiters(&waiters) {
     on_complete = &Record::on_cqe;
   }
 
   io::Driver* driver;
   int fd;
-  // Circular, a power of two that doubles when full; chunks[head] is the one
-  // being sent, `sent` bytes of it already gone.
-  static constexpr std::size_t initial_slots = 4;
-  static_assert(std::has_single_bit(initial_slots));
-  std::vector<ProvidedBuffer> chunks;
-  std::size_t head = 0;
-  std::size_t count = 0;
+  // The front chunk is the one being sent, `sent` bytes of it already gone.
+  internal::CircularQueue<ProvidedBuffer> chunks;
   std::size_t sent = 0;
   bool in_flight = false;
   bool abandoned = false;  // the queue is gone; free the record at the final CQE
@@ -39,33 +32,18 @@ struct SendQueue::Record : io::Completion {
   std::uint64_t sends = 0;
   veloq::internal::WaitList* drain_waiters;  // the queue's, while it lives
 
-  std::size_t slot(std::size_t position) const noexcept { return position & (chunks.size() - 1); }
-  ProvidedBuffer& front() noexcept { return chunks[head]; }
-
-  void append(ProvidedBuffer&& chunk) {
-    if (count == chunks.size()) {
-      std::vector<ProvidedBuffer> grown(2 * chunks.size());
-      for (std::size_t i = 0; i < count; ++i) grown[i] = std::move(chunks[slot(head + i)]);
-      chunks.swap(grown);
-      head = 0;
-    }
-    chunks[slot(head + count)] = std::move(chunk);
-    ++count;
-  }
   void drop_front() noexcept {
-    chunks[head].reset();
-    head = slot(head + 1);
-    --count;
+    chunks.pop_front();  // the buffer goes back to its ring
     sent = 0;
   }
   void drop_all() noexcept {
-    while (count > 0) drop_front();
+    while (!chunks.empty()) drop_front();
   }
 
   // Submits the rest of the front chunk; throws when the submission queue stays full.
   void send_front() {
     io_uring_sqe* sqe = driver->prepare(this);
-    ProvidedBuffer& chunk = front();
+    ProvidedBuffer& chunk = chunks.front();
     io_uring_prep_send(sqe, fd, chunk.data() + sent, static_cast<unsigned>(chunk.size() - sent), MSG_NOSIGNAL);
     in_flight = true;
     ++sends;
@@ -86,7 +64,7 @@ struct SendQueue::Record : io::Completion {
   }
 
   void wake_if_drained() noexcept {
-    if (count == 0 || error != 0) drain_waiters->wake_all();
+    if (chunks.empty() || error != 0) drain_waiters->wake_all();
   }
 
   static void on_cqe(io::Completion* c, int result, std::uint32_t) noexcept {
@@ -103,8 +81,8 @@ struct SendQueue::Record : io::Completion {
       r->fail(-result);
     } else {
       r->sent += static_cast<std::size_t>(result);
-      if (r->sent >= r->front().size()) r->drop_front();
-      if (r->count > 0) r->send_front_or_fail();
+      if (r->sent >= r->chunks.front().size()) r->drop_front();
+      if (!r->chunks.empty()) r->send_front_or_fail();
     }
     r->wake_if_drained();
   }
@@ -141,7 +119,7 @@ void SendQueue::push(ProvidedBuffer&& chunk) {
     chunk.reset();
     return;
   }
-  r.append(std::move(chunk));
+  r.chunks.push_back(std::move(chunk));
   if (r.in_flight) return;
   try {
     r.send_front();
@@ -151,7 +129,7 @@ void SendQueue::push(ProvidedBuffer&& chunk) {
   }
 }
 
-std::size_t SendQueue::queued() const noexcept { return record_->count; }
+std::size_t SendQueue::queued() const noexcept { return record_->chunks.size(); }
 std::uint64_t SendQueue::sends() const noexcept { return record_->sends; }
 
 bool SendQueue::failed() const noexcept { return record_->error != 0; }
