@@ -11,7 +11,6 @@
 #include <string>
 #include <system_error>
 #include <utility>
-#include <vector>
 
 namespace veloq::buffers {
 
