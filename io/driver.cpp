@@ -141,7 +141,7 @@ unsigned Driver::reap() noexcept {
   // a handler) from seeing a CQE twice; re-reading the head afterwards picks
   // up whatever such a nested reap consumed.
   io_uring_cq& cq = ring_.cq;
-  unsigned total = 0;
+  const std::uint64_t completed_before = stats_.completed;
   bool flushed_overflow = false;
   for (;;) {
     unsigned head = IO_URING_READ_ONCE(*cq.khead);
@@ -153,20 +153,19 @@ unsigned Driver::reap() noexcept {
       io_uring_get_events(&ring_);
       continue;
     }
-    while (static_cast<int>(tail - head) > 0) {
+    while (static_cast<int>(tail - head) > 0) {  // a nested reap may have gone past `tail`
       const io_uring_cqe& cqe = cq.cqes[head & cq.ring_mask];
       auto* target = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(cqe.user_data));
       const int result = cqe.res;
       const std::uint32_t flags = cqe.flags;
       io_uring_smp_store_release(cq.khead, head + 1);
-      ++total;
-      finished_ += (flags & IORING_CQE_F_MORE) == 0;
+      ++stats_.completed;
+      if (flags & IORING_CQE_F_MORE) [[unlikely]] ++more_to_come_;
       if (target != nullptr) target->on_complete(target, result, flags);
       head = IO_URING_READ_ONCE(*cq.khead);
     }
   }
-  stats_.completed += total;
-  return total;
+  return static_cast<unsigned>(stats_.completed - completed_before);
 }
 
 void Driver::cancel_all_and_drain() noexcept {

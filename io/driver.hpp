@@ -92,7 +92,9 @@ class Driver {
            (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
   }
   // Operations submitted or prepared whose final CQE has not been reaped.
-  unsigned in_flight() const noexcept { return static_cast<unsigned>(stats_.submitted - finished_); }
+  unsigned in_flight() const noexcept {
+    return static_cast<unsigned>(stats_.submitted - (stats_.completed - more_to_come_));
+  }
   bool has_unsubmitted() const noexcept;
   // SQEs prepared since the last submission (plain reads of our own ring state).
   unsigned unsubmitted() const noexcept { return ring_.sq.sqe_tail - ring_.sq.sqe_head; }
@@ -113,7 +115,7 @@ class Driver {
   io_uring ring_{};
   unsigned sq_limit_ = 0;  // SQEs below this tail value are known to be free
   unsigned setup_flags_ = 0;
-  std::uint64_t finished_ = 0;  // final CQEs reaped (not IORING_CQE_F_MORE)
+  std::uint64_t more_to_come_ = 0;  // CQEs reaped that were not final (IORING_CQE_F_MORE)
   unsigned background_in_flight_ = 0;
   bool defer_taskrun_ = false;
   bool taskrun_flag_ = false;  // the kernel flags pending completions in the SQ ring

@@ -33,24 +33,24 @@ std::string describe_fd(int fd) {
 }  // namespace
 
 void OpBase::abandon() noexcept {
-  if (in_flight_) cancel_and_wait();
+  if (has(in_flight)) cancel_and_wait();
   finish_waiting();
-  if (owns_result_fd_) close_unclaimed_fd();
+  if (has(owns_result_fd)) close_unclaimed_fd();
 }
 
 bool OpBase::ready_slow() noexcept {
-  if (unstoppable_) return false;
-  needs_watch_ = true;
+  if (has(unstoppable)) return false;
+  set(needs_watch);
   // An operation started inside a stopped scope fails without reaching the kernel.
   using veloq::internal::StopScope;
   if (StopScope::open_scopes != 0) {
     if (const StopScope* stopped = StopScope::stopped_from(StopScope::innermost(veloq::internal::running_task()))) {
-      cancel_reason_ = stopped->reason();
+      cancel_reason_ = static_cast<std::uint8_t>(stopped->reason());
       result_ = -ECANCELED;
       return true;
     }
   }
-  if (deadline_ != Clock::time_point::max() && deadline_ <= Clock::now()) {
+  if (has(has_deadline) && deadline() <= Clock::now()) {
     cancel_reason_ = ETIMEDOUT;
     result_ = -ECANCELED;
     return true;
@@ -59,18 +59,18 @@ bool OpBase::ready_slow() noexcept {
 }
 
 void OpBase::watch() {
-  if (deadline_ != Clock::time_point::max()) {
+  if (has(has_deadline)) {
     DeadlineTimer* t = new (timer_storage_) DeadlineTimer{};
-    timer_live_ = true;
+    set(timer_live | watched | slow_completion);
     t->owner = this;
-    watched_ = slow_completion_ = true;
-    RuntimeContext::current(name_).executor().timers().arm(t->timer, deadline_, &OpBase::on_deadline);
+    RuntimeContext::current(name_).executor().timers().arm(t->timer, deadline(), &OpBase::on_deadline);
   }
   using veloq::internal::StopScope;
   if (StopScope::open_scopes != 0) {
     if (StopScope* scope = StopScope::innermost(task_)) {
-      watched_ = slow_completion_ = true;
-      scope_member_.join(
+      ScopeMember* member = new (scope_storage_) ScopeMember{};
+      set(scope_joined | watched | slow_completion);
+      member->join(
           *scope, [](void* self, const StopScope& by) noexcept { static_cast<OpBase*>(self)->cancel(by.reason()); },
           this);
     }
@@ -78,20 +78,20 @@ void OpBase::watch() {
 }
 
 void OpBase::resubmit() {
-  has_early_result_ = false;
-  io_uring_sqe* sqe = driver_->prepare(this);
+  clear(has_early_result);
+  io_uring_sqe* sqe = driver().prepare(this);
   prepare_(this, sqe);
-  in_flight_ = true;
+  set(in_flight);
 }
 
 void OpBase::on_cqe(Completion* self, int result, std::uint32_t flags) noexcept {
   auto* op = static_cast<OpBase*>(self);
   // The common case: a final, successful CQE for an operation a task awaits
   // and that needs no continuation.
-  if (result >= 0 && (flags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) == 0 && !op->slow_completion_) [[likely]] {
-    op->in_flight_ = false;
+  if (result >= 0 && (flags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) == 0 && !op->has(slow_completion))
+      [[likely]] {
+    op->clear(in_flight);
     op->result_ = result;
-    op->flags_ = flags;
     op->task_->wake();
     return;
   }
@@ -102,16 +102,16 @@ void OpBase::complete_slow(int result, std::uint32_t flags) noexcept {
   if (flags & IORING_CQE_F_MORE) {
     // A zero-copy send reports its result first and frees the buffer later.
     early_result_ = result;
-    has_early_result_ = true;
+    set(has_early_result);
     return;
   }
-  if ((flags & IORING_CQE_F_NOTIF) && has_early_result_) result = early_result_;
-  in_flight_ = false;
-  if (!abandoned_) {
+  if ((flags & IORING_CQE_F_NOTIF) && has(has_early_result)) result = early_result_;
+  clear(in_flight);
+  if (!has(abandoned)) {
     bool again = false;
     if (result == -EINTR || result == -EAGAIN)
       again = cancel_reason_ == 0;
-    else if (continue_ != nullptr)
+    else if (has(has_continuation))
       again = continue_(this, result);  // records a partial transfer even when stopped
     if (again && cancel_reason_ != 0) {
       result = -ECANCELED;  // stopped with part of the transfer left: never report it done
@@ -125,31 +125,34 @@ void OpBase::complete_slow(int result, std::uint32_t flags) noexcept {
     }
   }
   result_ = result;
-  flags_ = flags;
-  owns_result_fd_ = result_is_fd_ && result >= 0;
-  if (abandoned_) return;  // the destructor is waiting for exactly this
+  if (has(result_is_fd) && result >= 0) set(owns_result_fd);
+  if (has(abandoned)) return;  // the destructor is waiting for exactly this
   finish_waiting();
   task_->wake();
 }
 
 void OpBase::finish_waiting() noexcept {
-  if (!watched_) return;
-  watched_ = false;
-  if (timer_live_) {
-    timer_live_ = false;
+  if (!has(watched)) return;
+  clear(watched);
+  if (has(timer_live)) {
+    clear(timer_live);
     timer()->~DeadlineTimer();  // the timer's destructor takes it out of the queue
   }
-  scope_member_.leave();
+  if (has(scope_joined)) {
+    clear(scope_joined);
+    scope_member()->leave();
+    scope_member()->~ScopeMember();
+  }
 }
 
 void OpBase::close_unclaimed_fd() noexcept {
-  owns_result_fd_ = false;
+  clear(owns_result_fd);
   // Through the ring, not waited for: the destructor must not block, and the
   // close keeps its order with other operations on the shard (the executor's
   // shutdown drain submits it too). close(2) only if the submission queue
   // stays full, as a destructor cannot wait for room.
   try {
-    io_uring_sqe* sqe = driver_->prepare(nullptr);
+    io_uring_sqe* sqe = driver().prepare(nullptr);
     io_uring_prep_close(sqe, result_);
     return;
   } catch (...) {
@@ -162,43 +165,43 @@ void OpBase::on_deadline(veloq::internal::Timer* t) noexcept {
 }
 
 void OpBase::cancel(int reason) noexcept {
-  if (!in_flight_ || cancel_reason_ != 0) return;
+  if (!has(in_flight) || cancel_reason_ != 0) return;
   try {
-    io_uring_sqe* sqe = driver_->prepare(nullptr);
+    io_uring_sqe* sqe = driver().prepare(nullptr);
     io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
-    cancel_reason_ = reason;  // only once sent: a later cancel (scope, deadline) may try again
-    cancel_sent_ = true;
+    cancel_reason_ = static_cast<std::uint8_t>(reason);  // only once sent: a later cancel may try again
+    set(cancel_sent);
   } catch (...) {
     log().warn("{}: could not queue its cancellation; it runs on until it completes or is cancelled again", name_);
   }
 }
 
 void OpBase::cancel_and_wait() noexcept {
-  abandoned_ = slow_completion_ = true;
+  set(abandoned | slow_completion);
   finish_waiting();
-  if (!cancel_sent_) {
+  if (!has(cancel_sent)) {
     cancel_reason_ = ECANCELED;
-    while (in_flight_) {  // a reap below may bring its final CQE: no cancel needed then
+    while (has(in_flight)) {  // a reap below may bring its final CQE: no cancel needed then
       try {
-        io_uring_sqe* sqe = driver_->prepare(nullptr);
+        io_uring_sqe* sqe = driver().prepare(nullptr);
         io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
         break;
       } catch (...) {
         // The submission queue is full: hand it over, and reap, in case the
         // kernel takes no more until its overflowed completions are collected
         // (-EBUSY before 5.19), then try again.
-        driver_->enter(false);
-        driver_->reap();
+        driver().enter(false);
+        driver().reap();
       }
     }
   }
   // The kernel may still write into this frame until the final CQE: wait for it here.
-  while (in_flight_) {
+  while (has(in_flight)) {
     try {
-      driver_->enter(true, Clock::now() + std::chrono::milliseconds(100));
+      driver().enter(true, Clock::now() + std::chrono::milliseconds(100));
     } catch (...) {
     }
-    driver_->reap();
+    driver().reap();
   }
 }
 
@@ -214,12 +217,12 @@ void OpBase::throw_error(int error_number) const { throw IoError(error_number, d
 
 std::string OpBase::describe() const {
   std::string text = name_;
-  if (path_ != nullptr) {
+  if (has(subject_is_path) && subject_.path != nullptr) {
     text += ' ';
-    text += path_;
-  } else if (address_ != nullptr) {
+    text += subject_.path;
+  } else if (has(subject_is_address) && subject_.address != nullptr) {
     text += ' ';
-    text += address_->to_string();
+    text += subject_.address->to_string();
   } else if (fd_ >= 0) {
     text += ' ';
     text += describe_fd(fd_);

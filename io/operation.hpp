@@ -75,11 +75,20 @@ class OpBase : public Completion {
 
   // Fails the operation with TimeoutError if it has not completed by
   // `deadline`; set before it is awaited (see DeadlineSetters).
-  void set_deadline(Clock::time_point deadline) noexcept { deadline_ = deadline; }
+  void set_deadline(Clock::time_point deadline) noexcept {
+    deadline_ = deadline.time_since_epoch().count();
+    set(has_deadline);
+  }
 
   // What the error messages call this operation's target.
-  void set_subject_path(const char* path) noexcept { path_ = path; }
-  void set_subject_address(const SocketAddress* address) noexcept { address_ = address; }
+  void set_subject_path(const char* path) noexcept {
+    subject_.path = path;
+    state_ = static_cast<std::uint16_t>((state_ & ~subject_is_address) | subject_is_path);
+  }
+  void set_subject_address(const SocketAddress* address) noexcept {
+    subject_.address = address;
+    state_ = static_cast<std::uint16_t>((state_ & ~subject_is_path) | subject_is_address);
+  }
 
  protected:
   using PrepareFn = void (*)(OpBase* self, io_uring_sqe* sqe);
@@ -90,18 +99,19 @@ class OpBase : public Completion {
   // Moving is only allowed before the operation is awaited (some compilers
   // move the awaitable into the coroutine frame before awaiting it).
   OpBase(OpBase&& other) noexcept
-      : Completion(other), prepare_(other.prepare_), name_(other.name_), fd_(other.fd_),
-        result_is_fd_(other.result_is_fd_), unstoppable_(other.unstoppable_),
-        slow_completion_(other.slow_completion_), path_(other.path_), address_(other.address_),
-        deadline_(other.deadline_), continue_(other.continue_) {}
+      : Completion(other), prepare_(other.prepare_), name_(other.name_), fd_(other.fd_), state_(other.state_) {
+    if (has(has_deadline)) deadline_ = other.deadline_;
+    if (has(subject_is_path | subject_is_address)) subject_ = other.subject_;
+    if (has(has_continuation)) continue_ = other.continue_;
+  }
   ~OpBase() {
     // Still in flight (the task was destroyed), still watched by a timer or a
     // scope, or holding a descriptor nobody took: the out-of-line cleanup.
-    if (in_flight_ || watched_ || owns_result_fd_) [[unlikely]] abandon();
+    if (has(in_flight | watched | owns_result_fd)) [[unlikely]] abandon();
   }
 
   bool ready() noexcept {
-    if (veloq::internal::StopScope::open_scopes == 0 && deadline_ == Clock::time_point::max()) [[likely]] return false;
+    if (veloq::internal::StopScope::open_scopes == 0 && !has(has_deadline)) [[likely]] return false;
     return ready_slow();
   }
   // await_suspend in two halves around filling the SQE, so that a typed
@@ -109,15 +119,14 @@ class OpBase : public Completion {
   // the operation in flight and starts its deadline and scope, if any.
   io_uring_sqe* begin_suspend(std::coroutine_handle<> h) {
     RuntimeContext& context = RuntimeContext::current(name_);
-    driver_ = &context.driver();
     task_ = context.executor().current_task();
-    io_uring_sqe* sqe = driver_->prepare(this);
+    io_uring_sqe* sqe = context.driver().prepare(this);
     task_->resume_point = h;
     return sqe;
   }
   void end_suspend() {
-    in_flight_ = true;
-    if (needs_watch_) [[unlikely]] watch();
+    set(in_flight);
+    if (has(needs_watch)) [[unlikely]] watch();
   }
   void suspend(std::coroutine_handle<> h) {
     io_uring_sqe* sqe = begin_suspend(h);
@@ -126,20 +135,23 @@ class OpBase : public Completion {
   }
   // The result (>= 0), or throws the error the completion reported.
   int take_result() {
-    if (result_ >= 0) [[likely]] {
-      owns_result_fd_ = false;  // handed to the caller
-      return result_;
-    }
+    if (result_ >= 0) [[likely]] return result_;
     throw_result();
   }
-  std::uint32_t cqe_flags() const noexcept { return flags_; }
-  // The shard's driver; set once the operation has been awaited.
-  Driver& driver() const noexcept { return *driver_; }
+  // take_result() for an operation whose result is a new descriptor: from
+  // here on it belongs to the caller.
+  int take_result_fd() {
+    int fd = take_result();
+    clear(owns_result_fd);
+    return fd;
+  }
+  // The shard's driver; known once the operation has been awaited.
+  Driver& driver() const noexcept { return task_->executor->driver(); }
   int fd() const noexcept { return fd_; }
   // The result is a new descriptor the caller will own (see "Descriptors nobody receives").
-  void mark_result_is_fd() noexcept { result_is_fd_ = slow_completion_ = true; }
+  void mark_result_is_fd() noexcept { set(result_is_fd | slow_completion); }
   // Neither a stopped scope nor a deadline keeps it from the kernel.
-  void mark_unstoppable() noexcept { unstoppable_ = true; }
+  void mark_unstoppable() noexcept { set(unstoppable); }
 
   // Prepares the operation again (a partial transfer continuing, EINTR, EAGAIN).
   void resubmit();
@@ -149,7 +161,7 @@ class OpBase : public Completion {
   using ContinueFn = bool (*)(OpBase* self, int result) noexcept;
   void set_continuation(ContinueFn fn) noexcept {
     continue_ = fn;
-    slow_completion_ = true;
+    set(has_continuation | slow_completion);
   }
 
   [[noreturn]] void throw_error(int error_number) const;
@@ -160,6 +172,37 @@ class OpBase : public Completion {
     veloq::internal::Timer timer;
     OpBase* owner = nullptr;
   };
+  using ScopeMember = veloq::internal::StopScope::Member;
+
+  // The operation's state, one bit each, in one word: constructing an
+  // operation stores it once, and the destructor tests it once.
+  enum : std::uint16_t {
+    in_flight = 1 << 0,
+    watched = 1 << 1,  // a deadline timer is armed or a scope holds the operation
+    timer_live = 1 << 2,
+    scope_joined = 1 << 3,
+    cancel_sent = 1 << 4,
+    abandoned = 1 << 5,
+    has_early_result = 1 << 6,
+    result_is_fd = 1 << 7,
+    owns_result_fd = 1 << 8,  // result_ is a descriptor not yet handed out
+    // Set by ready_slow() (a deadline or an open scope), which await_ready
+    // always runs before await_suspend: end_suspend then calls watch().
+    needs_watch = 1 << 9,
+    unstoppable = 1 << 10,
+    // A completion needs more than storing the result and waking the task: a
+    // continuation, a descriptor result, a deadline or scope to leave, or a
+    // destructor waiting. Set with any of those; on_cqe tests only this.
+    slow_completion = 1 << 11,
+    has_deadline = 1 << 12,
+    has_continuation = 1 << 13,
+    subject_is_path = 1 << 14,
+    subject_is_address = 1 << 15,
+  };
+  bool has(unsigned bits) const noexcept { return (state_ & bits) != 0; }
+  void set(unsigned bits) noexcept { state_ = static_cast<std::uint16_t>(state_ | bits); }
+  void clear(unsigned bits) noexcept { state_ = static_cast<std::uint16_t>(state_ & ~bits); }
+
   static void on_cqe(Completion* self, int result, std::uint32_t flags) noexcept;
   static void on_deadline(veloq::internal::Timer* t) noexcept;
   // The slow paths stay out of line even under LTO: inlined into on_cqe or an
@@ -173,50 +216,33 @@ class OpBase : public Completion {
   void cancel_and_wait() noexcept;
   void close_unclaimed_fd() noexcept;
 
-  // The members every operation reads or writes come first, so that an
-  // awaiting coroutine's frame spends as few cache lines on its operation as
-  // it can; what only deadlines and scopes use comes last. Left uninitialised
-  // where a later step always sets them before any read (task_, driver_ when
-  // suspending; result_ on completion or in ready_slow; early_result_ with
-  // has_early_result_): constructing an operation is on the hot path.
-  veloq::internal::TaskState* task_;
-  Driver* driver_;
+  // What every operation reads or writes comes first, in 44 bytes, so that
+  // an awaiting coroutine's frame spends as little of its cache as it can on
+  // its operation. Constructing one stores the handler, prepare_, name_,
+  // fd_ and the state word only. The rest is written before it is read:
+  // task_ when suspending, result_ on completion or in
+  // ready_slow, the others by the setter that raises their state bit. The
+  // deadline timer and the scope membership are built in place when used.
+  veloq::internal::TaskState* task_;  // the awaiting task; its executor's driver is the one used
   PrepareFn prepare_;
   const char* name_;
   int fd_;
   int result_;
-  std::uint32_t flags_ = 0;
-  int cancel_reason_ = 0;
-  bool in_flight_ = false;
-  bool watched_ = false;  // a deadline timer is armed or a scope holds the operation
-  bool timer_live_ = false;
-  bool cancel_sent_ = false;
-  bool abandoned_ = false;
-  bool has_early_result_ = false;
-  bool result_is_fd_ = false;
-  bool owns_result_fd_ = false;  // result_ is a descriptor not yet handed out
-  // Set by ready_slow() (a deadline or an open scope), which await_ready
-  // always runs before await_suspend: end_suspend then calls watch().
-  bool needs_watch_ = false;
-  bool unstoppable_ = false;
-  // A completion needs more than storing the result and waking the task: a
-  // continuation, a descriptor result, a deadline or scope to leave, or a
-  // destructor waiting. Set with any of those; on_cqe tests only this.
-  bool slow_completion_ = false;
-  const char* path_ = nullptr;
-  const SocketAddress* address_ = nullptr;
-
- protected:
-  Clock::time_point deadline_ = Clock::time_point::max();
-
- private:
-  ContinueFn continue_ = nullptr;
-  int early_result_;
-  veloq::internal::StopScope::Member scope_member_;  // joined by watch() inside a scope
-  // A DeadlineTimer lives here only while a deadline is armed (timer_live_),
-  // so operations without one neither construct nor destroy it.
-  alignas(DeadlineTimer) unsigned char timer_storage_[sizeof(DeadlineTimer)];
+  std::uint16_t state_ = 0;
+  std::uint8_t cancel_reason_ = 0;  // ETIMEDOUT or ECANCELED once a cancel is sent
+  union Subject {
+    const char* path;
+    const SocketAddress* address;
+  };
+  Subject subject_;  // under subject_is_path or subject_is_address
+  Clock::rep deadline_;  // under has_deadline; a bare count, which constructing leaves unwritten
+  ContinueFn continue_;  // under has_continuation
+  int early_result_;     // under has_early_result
+  alignas(ScopeMember) unsigned char scope_storage_[sizeof(ScopeMember)];  // under scope_joined
+  alignas(DeadlineTimer) unsigned char timer_storage_[sizeof(DeadlineTimer)];  // under timer_live
+  Clock::time_point deadline() const noexcept { return Clock::time_point(Clock::duration(deadline_)); }
   DeadlineTimer* timer() noexcept { return std::launder(reinterpret_cast<DeadlineTimer*>(timer_storage_)); }
+  ScopeMember* scope_member() noexcept { return std::launder(reinterpret_cast<ScopeMember*>(scope_storage_)); }
 };
 
 // The deadline setters of an awaitable operation type `Self` (CRTP), chained
@@ -290,10 +316,15 @@ class [[nodiscard("co_await the operation")]] Operation
     end_suspend();
   }
   decltype(auto) await_resume() {
-    if constexpr (std::is_invocable_v<Finish&, int, Prepare&>)
-      return finish_(take_result(), prepare_);
+    int result;
+    if constexpr (std::is_base_of_v<internal::ResultIsFd, Finish>)
+      result = take_result_fd();
     else
-      return finish_(take_result());
+      result = take_result();
+    if constexpr (std::is_invocable_v<Finish&, int, Prepare&>)
+      return finish_(result, prepare_);
+    else
+      return finish_(result);
   }
 
  private:

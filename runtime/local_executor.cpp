@@ -207,6 +207,7 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
   using Phase = internal::TaskState::Phase;
   internal::ReadyQueue& queue = cls.queue;
   unsigned ran = 0;
+  unsigned cancelled = 0;
   while (ran < budget) {
     // Every few tasks, end early if the mesh has something to send or to
     // receive, so tasks that keep yielding do not hold messages back for a
@@ -217,13 +218,13 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
     internal::TaskState* t = queue.pop_front();
     if (t == nullptr) break;
     ++ran;
-    if (t->cancel_requested) {
+    if (t->cancel_requested) [[unlikely]] {
       cancel_now(t);
+      ++cancelled;
       continue;
     }
     t->phase = Phase::running;
     current_ = t;
-    ++cls.stats.tasks_run;
     t->resume_point.resume();
     t = std::exchange(current_, nullptr);  // another task, if `t` finished and handed over to its joiner
     if (t->phase == Phase::running) {
@@ -241,6 +242,7 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
     if (submit_batch_reached()) break;  // this turn's enter carries enough
   }
+  cls.stats.tasks_run += ran - cancelled;
   return ran;
 }
 
