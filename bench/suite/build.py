@@ -1,8 +1,9 @@
 """Release builds for the suite and the choice of the fastest one.
 
 Each flavour is its own meson build directory under build-bench/. The suite
-builds the candidates, runs the spawn micro benchmark (quick) in each, and keeps
-the flavour with the best geometric mean for every later case.
+builds the candidates, runs the spawn and NOP micro benchmarks (quick, Veloq's
+side) in each, and keeps the flavour with the best geometric mean for every
+later case.
 """
 
 from __future__ import annotations
@@ -54,29 +55,43 @@ def build_flavour(repo: Path, flavour: str, logs: Path) -> dict:
             "note": "" if ninja.ok else f"some targets failed, see {log.name}"}
 
 
-def spawn_score(directory: Path, raw: Path, logs: Path, flavour: str) -> float | None:
-    """Geometric mean over the spawn rows of each row's figure (inverted when lower is better)."""
-    binary = directory / "bench" / "veloq-bench-spawn"
-    if not binary.exists():
+# The two paths every case rests on: a task being scheduled (spawn + join) and
+# an operation going through the shard's ring (NOPs, Veloq's side only). The
+# flavour is chosen on Veloq's own figures; each case then compares it with a
+# baseline built with the same flags.
+SCORE_RUNS = [("spawn", ["veloq-bench-spawn", "--quick"]),
+              ("nop", ["veloq-bench-nop", "--quick", "--only", "veloq"])]
+
+
+def score_figures(directory: Path, raw: Path, logs: Path, flavour: str) -> list[float] | None:
+    """Each row's Veloq figure (inverted when lower is better) from the scoring runs."""
+    figures = []
+    for name, command in SCORE_RUNS:
+        binary = directory / "bench" / command[0]
+        if not binary.exists():
+            return None
+        out = raw / f"flavour-{flavour}-{name}.json"
+        done = run_command(pinned("0,1", [str(binary), *command[1:], "--json", str(out)]),
+                           timeout=120, log=logs / f"flavour-{flavour}.log")
+        if not done.ok or not out.exists():
+            return None
+        try:
+            rows = json.loads(out.read_text()).get("results", [])
+        except (OSError, ValueError):
+            return None
+        for row in rows:
+            value = row.get("veloq")
+            if isinstance(value, (int, float)) and value > 0:
+                figures.append(value if row.get("higher_is_better", True) else 1.0 / value)
+    return figures or None
+
+
+def flavour_score(directory: Path, raw: Path, logs: Path, flavour: str) -> float | None:
+    """Geometric mean of the scoring runs' figures: relative between flavours only."""
+    figures = score_figures(directory, raw, logs, flavour)
+    if figures is None:
         return None
-    out = raw / f"flavour-{flavour}-spawn.json"
-    done = run_command(pinned("0,1", [str(binary), "--quick", "--json", str(out)]),
-                       timeout=120, log=logs / f"flavour-{flavour}.log")
-    if not done.ok or not out.exists():
-        return None
-    try:
-        rows = json.loads(out.read_text()).get("results", [])
-    except (OSError, ValueError):
-        return None
-    logs_of_figures = []
-    for row in rows:
-        value = row.get("veloq")
-        if isinstance(value, (int, float)) and value > 0:
-            figure = value if row.get("higher_is_better", True) else 1.0 / value
-            logs_of_figures.append(math.log(figure))
-    if not logs_of_figures:
-        return None
-    return math.exp(sum(logs_of_figures) / len(logs_of_figures))
+    return math.exp(sum(math.log(f) for f in figures) / len(figures))
 
 
 def choose_build(repo: Path, flavours: list[str], logs: Path, raw: Path,
@@ -95,17 +110,17 @@ def choose_build(repo: Path, flavours: list[str], logs: Path, raw: Path,
         return BuildChoice(only, repo / "build-bench" / only,
                            "only flavour built" if len(flavours) == 1 else "only flavour that built",
                            candidates)
-    # Scores are relative between flavours, so the absolute spawn figure does not matter.
     for flavour in usable:
-        score = spawn_score(repo / "build-bench" / flavour, raw, logs, flavour)
-        candidates[flavour]["spawn_score"] = score
-        say(f"build {flavour}: spawn score {score if score is None else f'{score:.4g}'}")
-    scored = [f for f in usable if candidates[f].get("spawn_score") is not None]
+        score = flavour_score(repo / "build-bench" / flavour, raw, logs, flavour)
+        candidates[flavour]["score"] = score
+        say(f"build {flavour}: score {score if score is None else f'{score:.4g}'}")
+    scored = [f for f in usable if candidates[f].get("score") is not None]
     if not scored:
         fallback = "O3" if "O3" in usable else usable[0]
         return BuildChoice(fallback, repo / "build-bench" / fallback,
-                           "veloq-bench-spawn missing or failed in every flavour; defaulted",
+                           "veloq-bench-spawn or veloq-bench-nop missing or failed in every flavour; defaulted",
                            candidates)
-    best = max(scored, key=lambda f: candidates[f]["spawn_score"])
+    best = max(scored, key=lambda f: candidates[f]["score"])
     return BuildChoice(best, repo / "build-bench" / best,
-                       "best geometric mean on veloq-bench-spawn --quick", candidates)
+                       "best geometric mean of Veloq's figures on veloq-bench-spawn and veloq-bench-nop, --quick",
+                       candidates)

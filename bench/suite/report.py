@@ -89,9 +89,9 @@ def write_report(out: Path, meta: dict, rows: list[Row]) -> None:
         f"- commit: {machine.get('git_commit')}{' with uncommitted changes' if machine.get('git_dirty') else ''}",
     ]
     for flavour, info in build.get("candidates", {}).items():
-        score = info.get("spawn_score")
+        score = info.get("score")
         lines.append(f"  - {flavour}: {info.get('status')}"
-                     + (f", spawn score {score:.4g}" if isinstance(score, (int, float)) else "")
+                     + (f", score {score:.4g}" if isinstance(score, (int, float)) else "")
                      + (f" ({info['note']})" if info.get("note") else ""))
     lines += [
         "",

@@ -47,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="runs per measurement, median kept (default 3, 1 with --quick)")
     parser.add_argument("--flavour", choices=["auto", *FLAVOURS], default="auto",
                         help="build flavour; auto builds O2, O3 and lto and keeps the fastest "
-                             "on veloq-bench-spawn (O3 only with --quick)")
+                             "on veloq-bench-spawn and veloq-bench-nop (O3 only with --quick)")
     parser.add_argument("--build-dir", type=Path, metavar="DIR",
                         help="use this already built meson tree; nothing is built")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[2],
