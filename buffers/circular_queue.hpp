@@ -17,7 +17,7 @@ class CircularQueue {
   static constexpr std::size_t initial_slots = 4;
   static_assert(std::has_single_bit(initial_slots));
 
-  CircularQueue() : items_(initial_slots) {}
+  CircularQueue() : items_(initial_slots), mask_(initial_slots - 1) {}
 
   std::size_t size() const noexcept { return count_; }
   bool empty() const noexcept { return count_ == 0; }
@@ -25,7 +25,7 @@ class CircularQueue {
 
   // Throws std::bad_alloc when it must grow and cannot; the queue is then unchanged.
   void push_back(T&& item) {
-    if (count_ == items_.size()) grow();
+    if (count_ > mask_) grow();
     items_[slot(head_ + count_)] = std::move(item);
     ++count_;
   }
@@ -41,11 +41,13 @@ class CircularQueue {
     std::vector<T> grown(2 * items_.size());
     for (std::size_t i = 0; i < count_; ++i) grown[i] = std::move(items_[slot(head_ + i)]);
     items_.swap(grown);
+    mask_ = items_.size() - 1;
     head_ = 0;
   }
-  std::size_t slot(std::size_t position) const noexcept { return position & (items_.size() - 1); }
+  std::size_t slot(std::size_t position) const noexcept { return position & mask_; }
 
   std::vector<T> items_;
+  std::size_t mask_;  // items_.size() - 1, kept so that finding a slot reads no vector bounds
   std::size_t head_ = 0;
   std::size_t count_ = 0;
 };
