@@ -77,7 +77,8 @@ class Driver {
   // Without `wait` and with nothing to submit or collect, it makes no syscall.
   void enter(bool wait, std::optional<Clock::time_point> deadline = std::nullopt);
 
-  // Runs the handlers of every completion that has arrived; returns how many.
+  // Runs the handlers of every completion that has arrived; returns how many
+  // (counting those a handler's nested reap ran).
   // Each CQE's slot is released before its handler runs, so a handler may
   // prepare operations or even reap (a destructor waiting for its own CQE).
   unsigned reap() noexcept;
