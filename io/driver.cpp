@@ -140,12 +140,17 @@ unsigned Driver::reap() noexcept {
   // keeps a nested reap (a destroyed operation waiting for its own CQE inside
   // a handler) from seeing a CQE twice; re-reading the head afterwards picks
   // up whatever such a nested reap consumed.
-  io_uring_cq& cq = ring_.cq;
+  // The ring's geometry never changes: held in locals, it stays in
+  // registers across the handlers' calls instead of being read again.
+  unsigned* const khead = ring_.cq.khead;
+  const unsigned* const ktail = ring_.cq.ktail;
+  const unsigned mask = ring_.cq.ring_mask;
+  const io_uring_cqe* const cqes = ring_.cq.cqes;
   const std::uint64_t completed_before = stats_.completed;
   bool flushed_overflow = false;
   for (;;) {
-    unsigned head = IO_URING_READ_ONCE(*cq.khead);
-    unsigned tail = io_uring_smp_load_acquire(cq.ktail);
+    unsigned head = IO_URING_READ_ONCE(*khead);
+    unsigned tail = io_uring_smp_load_acquire(ktail);
     if (head == tail) {
       // CQEs the kernel could not post (a full CQ ring) are flushed by one enter.
       if (flushed_overflow || (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW) == 0) break;
@@ -154,15 +159,15 @@ unsigned Driver::reap() noexcept {
       continue;
     }
     while (static_cast<int>(tail - head) > 0) {  // a nested reap may have gone past `tail`
-      const io_uring_cqe& cqe = cq.cqes[head & cq.ring_mask];
+      const io_uring_cqe& cqe = cqes[head & mask];
       auto* target = reinterpret_cast<Completion*>(static_cast<std::uintptr_t>(cqe.user_data));
       const int result = cqe.res;
       const std::uint32_t flags = cqe.flags;
-      io_uring_smp_store_release(cq.khead, head + 1);
+      io_uring_smp_store_release(khead, head + 1);
       ++stats_.completed;
       if (flags & IORING_CQE_F_MORE) [[unlikely]] ++more_to_come_;
       if (target != nullptr) target->on_complete(target, result, flags);
-      head = IO_URING_READ_ONCE(*cq.khead);
+      head = IO_URING_READ_ONCE(*khead);
     }
   }
   return static_cast<unsigned>(stats_.completed - completed_before);

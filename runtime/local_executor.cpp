@@ -208,13 +208,15 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
   internal::ReadyQueue& queue = cls.queue;
   unsigned ran = 0;
   unsigned cancelled = 0;
+  unsigned until_mesh_check = mesh_check_interval;
   while (ran < budget) {
     // Every few tasks, end early if the mesh has something to send or to
     // receive, so tasks that keep yielding do not hold messages back for a
     // whole budget.
-    if ((ran & (mesh_check_interval - 1)) == mesh_check_interval - 1 &&
-        (endpoint_.has_staged() || endpoint_.inbound_waiting()))
-      break;
+    if (--until_mesh_check == 0) {
+      until_mesh_check = mesh_check_interval;
+      if (endpoint_.has_staged() || endpoint_.inbound_waiting()) break;
+    }
     internal::TaskState* t = queue.pop_front();
     if (t == nullptr) break;
     ++ran;
