@@ -61,7 +61,7 @@ bool OpBase::ready_slow() noexcept {
 void OpBase::watch() {
   if (has(has_deadline)) {
     DeadlineTimer* t = new (timer_storage_) DeadlineTimer{};
-    set(timer_live | watched | slow_completion);
+    set(timer_live | slow_completion);
     t->owner = this;
     RuntimeContext::current(name_).executor().timers().arm(t->timer, deadline(), &OpBase::on_deadline);
   }
@@ -69,7 +69,7 @@ void OpBase::watch() {
   if (StopScope::open_scopes != 0) {
     if (StopScope* scope = StopScope::innermost(task_)) {
       ScopeMember* member = new (scope_storage_) ScopeMember{};
-      set(scope_joined | watched | slow_completion);
+      set(scope_joined | slow_completion);
       member->join(
           *scope, [](void* self, const StopScope& by) noexcept { static_cast<OpBase*>(self)->cancel(by.reason()); },
           this);
@@ -132,8 +132,6 @@ void OpBase::complete_slow(int result, std::uint32_t flags) noexcept {
 }
 
 void OpBase::finish_waiting() noexcept {
-  if (!has(watched)) return;
-  clear(watched);
   if (has(timer_live)) {
     clear(timer_live);
     timer()->~DeadlineTimer();  // the timer's destructor takes it out of the queue

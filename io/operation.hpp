@@ -83,11 +83,13 @@ class OpBase : public Completion {
   // What the error messages call this operation's target.
   void set_subject_path(const char* path) noexcept {
     subject_.path = path;
-    state_ = static_cast<std::uint16_t>((state_ & ~subject_is_address) | subject_is_path);
+    clear(subject_is_address);
+    set(subject_is_path);
   }
   void set_subject_address(const SocketAddress* address) noexcept {
     subject_.address = address;
-    state_ = static_cast<std::uint16_t>((state_ & ~subject_is_path) | subject_is_address);
+    clear(subject_is_path);
+    set(subject_is_address);
   }
 
  protected:
@@ -105,8 +107,8 @@ class OpBase : public Completion {
     if (has(has_continuation)) continue_ = other.continue_;
   }
   ~OpBase() {
-    // Still in flight (the task was destroyed), still watched by a timer or a
-    // scope, or holding a descriptor nobody took: the out-of-line cleanup.
+    // Still in flight (the task was destroyed), still watched by a deadline
+    // timer or a scope, or holding a descriptor nobody took: the out-of-line cleanup.
     if (has(in_flight | watched | owns_result_fd)) [[unlikely]] abandon();
   }
 
@@ -174,30 +176,30 @@ class OpBase : public Completion {
   };
   using ScopeMember = veloq::internal::StopScope::Member;
 
-  // The operation's state, one bit each, in one word: constructing an
-  // operation stores it once, and the destructor tests it once.
+  // The operation's state, one bit each (`watched` names two), in one word:
+  // constructing an operation stores it once, and the destructor tests it once.
   enum : std::uint16_t {
     in_flight = 1 << 0,
-    watched = 1 << 1,  // a deadline timer is armed or a scope holds the operation
-    timer_live = 1 << 2,
-    scope_joined = 1 << 3,
-    cancel_sent = 1 << 4,
-    abandoned = 1 << 5,
-    has_early_result = 1 << 6,
-    result_is_fd = 1 << 7,
-    owns_result_fd = 1 << 8,  // result_ is a descriptor not yet handed out
+    timer_live = 1 << 1,    // a deadline timer is armed
+    scope_joined = 1 << 2,  // a stop scope holds the operation
+    watched = timer_live | scope_joined,
+    cancel_sent = 1 << 3,
+    abandoned = 1 << 4,
+    has_early_result = 1 << 5,
+    result_is_fd = 1 << 6,
+    owns_result_fd = 1 << 7,  // result_ is a descriptor not yet handed out
     // Set by ready_slow() (a deadline or an open scope), which await_ready
     // always runs before await_suspend: end_suspend then calls watch().
-    needs_watch = 1 << 9,
-    unstoppable = 1 << 10,
+    needs_watch = 1 << 8,
+    unstoppable = 1 << 9,
     // A completion needs more than storing the result and waking the task: a
     // continuation, a descriptor result, a deadline or scope to leave, or a
     // destructor waiting. Set with any of those; on_cqe tests only this.
-    slow_completion = 1 << 11,
-    has_deadline = 1 << 12,
-    has_continuation = 1 << 13,
-    subject_is_path = 1 << 14,
-    subject_is_address = 1 << 15,
+    slow_completion = 1 << 10,
+    has_deadline = 1 << 11,
+    has_continuation = 1 << 12,
+    subject_is_path = 1 << 13,
+    subject_is_address = 1 << 14,
   };
   bool has(unsigned bits) const noexcept { return (state_ & bits) != 0; }
   void set(unsigned bits) noexcept { state_ = static_cast<std::uint16_t>(state_ | bits); }
