@@ -8,16 +8,19 @@
 // and optionally writes the same figures as JSON.
 //
 // The client is one thread on io_uring, so that it costs less per round trip than the
-// servers it measures: a round trip is one send and one recv SQE, queued together and
-// submitted in a batch with all other connections' work by one io_uring_enter() per loop
-// turn. Every echo is compared with what was sent, so a server that corrupts or mixes
-// up data fails the run instead of producing a number.
+// servers it measures: a round trip is one send SQE, submitted in a batch with all other
+// connections' work by one io_uring_enter() per loop turn, and one CQE of the
+// connection's multishot receive, which stays armed for the whole run and reads into a
+// ring of provided buffers (no receive to prepare, and no poll to arm and tear down, per
+// round trip). Every echo is compared with what was sent, so a server that corrupts or
+// mixes up data fails the run instead of producing a number.
 
 #include <liburing.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -46,6 +49,11 @@ constexpr std::size_t max_size = 1 << 20;
 // Upper bound on one blocking connect(), so an overloaded or absent listener cannot hang
 // the client (a dropped SYN is otherwise retried for minutes).
 constexpr int connect_timeout_s = 5;
+// The provided-buffer ring behind the receives: at most this many buffers of at most
+// max_chunk bytes each (a longer echo arrives in several buffers).
+constexpr unsigned max_recv_buffers = 32768;
+constexpr std::size_t max_chunk = 4096;
+constexpr unsigned short recv_group = 0;
 
 const char usage[] =
     "usage: veloq-echo-load --port P [--host 127.0.0.1] [--conns C] [--seconds D]\n"
@@ -204,7 +212,6 @@ struct connection {
     std::size_t sent = 0;       // bytes of the current request that the kernel took
     std::size_t received = 0;   // bytes of its echo received so far
     std::uint64_t issued_ns = 0;
-    char* echo = nullptr;       // `size` bytes
 };
 
 enum class op : std::uint32_t { send = 1, recv = 2 };
@@ -281,20 +288,22 @@ std::uint64_t process_cpu_ns() noexcept {
 class load_generator {
 public:
     load_generator(const options& opts, std::vector<int> fds)
-        : _opts(opts), _request(opts.size), _echoes(fds.size() * opts.size), _connections(fds.size()) {
+        : _opts(opts), _request(opts.size), _connections(fds.size()) {
         for (std::size_t i = 0; i < _request.size(); ++i) {
             _request[i] = static_cast<char>('a' + i % 26);
         }
         for (std::size_t i = 0; i < fds.size(); ++i) {
             _connections[i].fd = fds[i];
-            _connections[i].echo = _echoes.data() + i * opts.size;
         }
     }
     load_generator(const load_generator&) = delete;
     load_generator& operator=(const load_generator&) = delete;
     ~load_generator() {
         if (_ring_ready) {
-            io_uring_queue_exit(&_ring);
+            io_uring_queue_exit(&_ring);  // also unregisters the buffer ring
+        }
+        if (_buffers != nullptr) {
+            munmap(_buffers, _buffer_count * sizeof(io_uring_buf));
         }
     }
 
@@ -312,7 +321,7 @@ public:
             result = io_uring_queue_init_params(sq_entries, &_ring, &params);
             if (result == 0) {
                 _ring_ready = true;
-                return 0;
+                return setup_buffers();
             }
             if (result != -EINVAL) {
                 return result;
@@ -329,6 +338,7 @@ public:
         _measure_until = _measure_from + seconds_to_ns(_opts.seconds);
         _results = &out;
         for (std::size_t i = 0; i < _connections.size(); ++i) {
+            arm_recv(i);
             issue_request(i, start);
         }
         while (true) {
@@ -343,6 +353,7 @@ public:
             timeout.tv_sec = static_cast<long long>(wait / 1'000'000'000u);
             timeout.tv_nsec = static_cast<long long>(wait % 1'000'000'000u);
             io_uring_cqe* first = nullptr;
+            publish_returned_buffers();
             const int submitted = io_uring_submit_and_wait_timeout(&_ring, &first, 1, &timeout, nullptr);
             if (submitted < 0 && submitted != -ETIME && submitted != -EINTR && submitted != -EAGAIN &&
                 submitted != -EBUSY) {
@@ -375,9 +386,55 @@ public:
     }
 
 private:
+    // Registers the ring of receive buffers: enough for two whole echoes per connection
+    // (up to max_recv_buffers), so the receives do not run dry in a closed loop.
+    int setup_buffers() noexcept {
+        _chunk_size = std::min(_opts.size, max_chunk);
+        const std::size_t chunks_per_echo = (_opts.size + _chunk_size - 1) / _chunk_size;
+        const std::size_t wanted = 2 * chunks_per_echo * _connections.size();
+        _buffer_count = static_cast<unsigned>(
+            std::bit_ceil(std::clamp<std::size_t>(wanted, 16, max_recv_buffers)));
+        _chunks.resize(_buffer_count * _chunk_size);
+        void* ring = mmap(nullptr, _buffer_count * sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (ring == MAP_FAILED) {
+            return -errno;
+        }
+        _buffers = static_cast<io_uring_buf_ring*>(ring);
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<std::uintptr_t>(ring);
+        reg.ring_entries = _buffer_count;
+        reg.bgid = recv_group;
+        if (const int result = io_uring_register_buf_ring(&_ring, &reg, 0); result < 0) {
+            return result;
+        }
+        io_uring_buf_ring_init(_buffers);
+        for (unsigned id = 0; id < _buffer_count; ++id) {
+            give_back(static_cast<unsigned short>(id));
+        }
+        publish_returned_buffers();
+        return 0;
+    }
+
+    char* chunk(unsigned short id) noexcept { return _chunks.data() + std::size_t{id} * _chunk_size; }
+
+    // Puts buffer `id` back in the ring; the kernel sees it at the next publish.
+    void give_back(unsigned short id) noexcept {
+        io_uring_buf_ring_add(_buffers, chunk(id), static_cast<unsigned>(_chunk_size), id,
+                              io_uring_buf_ring_mask(_buffer_count), static_cast<int>(_returned++));
+    }
+
+    void publish_returned_buffers() noexcept {
+        if (_returned > 0) {
+            io_uring_buf_ring_advance(_buffers, static_cast<int>(_returned));
+            _returned = 0;
+        }
+    }
+
     io_uring_sqe* next_sqe() noexcept {
         io_uring_sqe* sqe = io_uring_get_sqe(&_ring);
         while (sqe == nullptr) {
+            publish_returned_buffers();
             io_uring_submit(&_ring);
             sqe = io_uring_get_sqe(&_ring);
         }
@@ -391,28 +448,62 @@ private:
         io_uring_sqe_set_data64(sqe, tag(op::send, index));
     }
 
-    void queue_recv(std::size_t index) noexcept {
-        connection& conn = _connections[index];
+    // Arms the connection's multishot receive: one CQE per chunk that arrives, each in
+    // a buffer of the ring, until the kernel ends it (no CQE_F_MORE) and it is re-armed.
+    void arm_recv(std::size_t index) noexcept {
         io_uring_sqe* sqe = next_sqe();
-        io_uring_prep_recv(sqe, conn.fd, conn.echo + conn.received, _opts.size - conn.received, 0);
+        io_uring_prep_recv_multishot(sqe, _connections[index].fd, nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = recv_group;
         io_uring_sqe_set_data64(sqe, tag(op::recv, index));
     }
 
-    // The recv is queued together with the send: it waits in the kernel for the echo,
-    // which saves a loop turn per round trip.
     void issue_request(std::size_t index, std::uint64_t now) noexcept {
         connection& conn = _connections[index];
         conn.sent = 0;
         conn.received = 0;
         conn.issued_ns = now;
         queue_send(index);
-        queue_recv(index);
+    }
+
+    // Checks one received chunk against the request and gives its buffer back; false
+    // (after reporting it) if the echo is not what was sent.
+    bool take_chunk(const io_uring_cqe& cqe, std::size_t index) {
+        connection& conn = _connections[index];
+        if ((cqe.flags & IORING_CQE_F_BUFFER) == 0) {
+            std::fprintf(stderr, "veloq-echo-load: a receive on connection %zu completed without a buffer\n",
+                         index + 1);
+            return false;
+        }
+        const auto id = static_cast<unsigned short>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+        const auto bytes = static_cast<std::size_t>(cqe.res);
+        const bool same = conn.received + bytes <= _opts.size &&
+                          std::memcmp(chunk(id), _request.data() + conn.received, bytes) == 0;
+        give_back(id);
+        if (!same) {
+            std::fprintf(stderr, "veloq-echo-load: connection %zu received an echo that differs from its request\n",
+                         index + 1);
+            return false;
+        }
+        conn.received += bytes;
+        return true;
     }
 
     bool on_completion(const io_uring_cqe& cqe, std::uint64_t now) {
         const auto kind = static_cast<op>(cqe.user_data >> 32);
         const std::size_t index = cqe.user_data & 0xffffffffu;
         connection& conn = _connections[index];
+        if (kind == op::recv && (cqe.flags & IORING_CQE_F_MORE) == 0) {
+            // The kernel ended the receive. ENOBUFS: the ring ran dry; the buffers given
+            // back during this turn refill it before the new receive reaches the kernel.
+            if (cqe.res == -ENOBUFS) {
+                arm_recv(index);
+                return true;
+            }
+            if (cqe.res > 0) {
+                arm_recv(index);
+            }
+        }
         if (cqe.res <= 0) {
             const char* what = kind == op::send ? "send" : "recv";
             if (cqe.res == 0 && kind == op::recv) {
@@ -423,28 +514,23 @@ private:
             }
             return false;
         }
-        const auto bytes = static_cast<std::size_t>(cqe.res);
         if (kind == op::send) {
-            conn.sent += bytes;
+            conn.sent += static_cast<std::size_t>(cqe.res);
             if (conn.sent < _opts.size) {
                 queue_send(index);
                 return true;
             }
         } else {
-            conn.received += bytes;
+            if (!take_chunk(cqe, index)) {
+                return false;
+            }
             if (conn.received < _opts.size) {
-                queue_recv(index);
                 return true;
             }
         }
         // The round trip is over once both the send and the whole echo have completed.
         if (conn.sent < _opts.size || conn.received < _opts.size) {
             return true;
-        }
-        if (std::memcmp(conn.echo, _request.data(), _opts.size) != 0) {
-            std::fprintf(stderr, "veloq-echo-load: connection %zu received an echo that differs from its request\n",
-                         index + 1);
-            return false;
         }
         if (now >= _measure_from && now < _measure_until) {
             ++_results->round_trips;
@@ -456,10 +542,14 @@ private:
 
     const options& _opts;
     std::vector<char> _request;
-    std::vector<char> _echoes;
     std::vector<connection> _connections;
     io_uring _ring{};
     bool _ring_ready = false;
+    io_uring_buf_ring* _buffers = nullptr;  // the receive buffers' ring, shared with the kernel
+    unsigned _buffer_count = 0;
+    std::size_t _chunk_size = 0;
+    std::vector<char> _chunks;  // _buffer_count buffers of _chunk_size bytes
+    unsigned _returned = 0;     // buffers given back since the last publish
     std::uint64_t _measure_from = 0;
     std::uint64_t _measure_until = 0;
     results* _results = nullptr;
