@@ -614,7 +614,8 @@ int main(int argc, char** argv) {
     {
         load_generator generator(opts, fds);
         if (const int error = generator.setup_ring(); error < 0) {
-            std::fprintf(stderr, "veloq-echo-load: io_uring_queue_init_params: %s\n", std::strerror(-error));
+            std::fprintf(stderr, "veloq-echo-load: setting up io_uring and its receive buffers: %s\n",
+                         std::strerror(-error));
         } else {
             ok = generator.run(res);
         }

@@ -12,7 +12,8 @@
 // receive stays armed from one message to the next, and the task wakes once
 // per message rather than once for the message and once for its reply.
 // Prints "listening on HOST:PORT" once every shard listens; on SIGINT or
-// SIGTERM it stops, prints per-shard counters and exits 0. On SIGUSR2 it
+// SIGTERM it stops, prints per-shard counters (connections and bytes echoed,
+// and the loop's turns, io_uring enters and parks) and exits 0. On SIGUSR2 it
 // prints every live task of every shard (name, spawn site, state).
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/buffers/send_queue.hpp>
@@ -23,6 +24,7 @@
 #include <veloq/runtime/log.hpp>
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/runtime_context.hpp>
+#include <veloq/runtime/shard_stats.hpp>
 #include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/task_dump.hpp>
 
@@ -176,6 +178,7 @@ int main(int argc, char** argv) {
   raise_fd_limit();
 
   std::vector<ShardCounters> counters(options.shards);
+  std::vector<veloq::ShardStats> stats;
   veloq::RuntimeConfig config;
   config.shards = options.shards;
   config.shard.driver.entries = 4096;
@@ -191,6 +194,7 @@ int main(int argc, char** argv) {
       std::printf("listening on %s\n", address.to_string().c_str());
       std::fflush(stdout);
       co_await veloq::io::wait_for_stop_signal();
+      stats = co_await veloq::collect_shard_stats();
     });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "veloq-echo: %s\n", e.what());
@@ -199,9 +203,11 @@ int main(int argc, char** argv) {
 
   ShardCounters total;
   for (unsigned shard = 0; shard < options.shards; ++shard) {
-    std::printf("shard %u: connections %llu, bytes %llu\n", shard,
+    const veloq::ShardStats s = shard < stats.size() ? stats[shard] : veloq::ShardStats{};
+    std::printf("shard %u: connections %llu, bytes %llu, loop turns %llu, io_uring enters %llu, parks %llu\n", shard,
                 static_cast<unsigned long long>(counters[shard].connections),
-                static_cast<unsigned long long>(counters[shard].bytes));
+                static_cast<unsigned long long>(counters[shard].bytes), static_cast<unsigned long long>(s.loop_turns),
+                static_cast<unsigned long long>(s.ring_enters), static_cast<unsigned long long>(s.parks));
     total.connections += counters[shard].connections;
     total.bytes += counters[shard].bytes;
   }
