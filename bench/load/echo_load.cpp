@@ -50,9 +50,11 @@ constexpr std::size_t max_size = 1 << 20;
 // the client (a dropped SYN is otherwise retried for minutes).
 constexpr int connect_timeout_s = 5;
 // The provided-buffer ring behind the receives: at most this many buffers of at most
-// max_chunk bytes each (a longer echo arrives in several buffers).
+// max_chunk bytes each (a longer echo arrives in several buffers), and at most
+// max_recv_bytes in all.
 constexpr unsigned max_recv_buffers = 32768;
 constexpr std::size_t max_chunk = 4096;
+constexpr std::size_t max_recv_bytes = 64u << 20;
 constexpr unsigned short recv_group = 0;
 
 const char usage[] =
@@ -387,13 +389,13 @@ public:
 
 private:
     // Registers the ring of receive buffers: enough for two whole echoes per connection
-    // (up to max_recv_buffers), so the receives do not run dry in a closed loop.
+    // (within the limits above), so the receives do not run dry in a closed loop.
     int setup_buffers() noexcept {
         _chunk_size = std::min(_opts.size, max_chunk);
         const std::size_t chunks_per_echo = (_opts.size + _chunk_size - 1) / _chunk_size;
         const std::size_t wanted = 2 * chunks_per_echo * _connections.size();
-        _buffer_count = static_cast<unsigned>(
-            std::bit_ceil(std::clamp<std::size_t>(wanted, 16, max_recv_buffers)));
+        const std::size_t most = std::min<std::size_t>(max_recv_buffers, std::bit_floor(max_recv_bytes / _chunk_size));
+        _buffer_count = static_cast<unsigned>(std::bit_ceil(std::clamp<std::size_t>(wanted, 16, most)));
         _chunks.resize(_buffer_count * _chunk_size);
         void* ring = mmap(nullptr, _buffer_count * sizeof(io_uring_buf), PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
