@@ -112,8 +112,15 @@ TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with s
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(read_until(out[0], text, "total: connections 4, bytes 4000", 5000));
-  CHECK(text.find("shard 0: connections") != std::string::npos);
-  CHECK(text.find("shard 1: connections") != std::string::npos);
+  // Each shard's line ends with its loop's counters; both shards ran turns.
+  for (const char* shard : {"shard 0: connections", "shard 1: connections"}) {
+    auto line = text.find(shard);
+    REQUIRE(line != std::string::npos);
+    auto turns = text.find("loop turns ", line);
+    REQUIRE(turns != std::string::npos);
+    CHECK(std::stoull(text.substr(turns + 11)) > 0);
+    CHECK(text.find("io_uring enters ", turns) < text.find('\n', turns));
+  }
   ::close(out[0]);
 }
 
