@@ -5,7 +5,8 @@
 // odd while it sleeps in the kernel. The watchdog reads those words every
 // tick and times each turn on its own clock from the tick that first saw it,
 // so no clock reading is ever compared across CPUs (whose TSCs need not
-// agree); a turn is noticed at most one tick late. It never locks anything
+// agree); a turn is noticed at most one tick late, or four while the shards'
+// turns are all short (the ticks then space out). It never locks anything
 // the shard touches.
 // When a turn has lasted longer than `threshold`, the watchdog sends the
 // shard thread a real-time signal whose handler records a backtrace into the
