@@ -168,7 +168,7 @@ StallDetector::State::Seen StallDetector::State::check(internal::ShardHeartbeat&
     seen = Seen::new_turn;
   }
   if (turn & 1) return Seen::asleep;
-  // At least this long: the turn began at most one tick before it was seen.
+  // At least this long: the turn began before the tick that first saw it.
   std::int64_t length = now_ns - watch.seen_since_ns;
   if (beat.quota_ns > 0 && length >= beat.quota_ns) beat.quota_expired.store(true, std::memory_order_relaxed);
   if (threshold == 0) return seen;
