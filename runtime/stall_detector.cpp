@@ -151,7 +151,7 @@ void StallDetector::State::run() {
     else if (any_long)
       next = tick;
     else
-      next = std::min(2 * std::min(next, busy_tick_max), busy_tick_max);
+      next = std::min(2 * next, busy_tick_max);  // from slow_tick too: it is at least busy_tick_max
     lock.lock();
   }
 }
