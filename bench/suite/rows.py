@@ -86,11 +86,18 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
                      label: str = "") -> list[Row]:
     """Fold the "results" rows of several runs of one bench binary into median rows.
 
-    Rows are matched by their "case"; veloq and baseline become the medians over
-    the runs and the ratio is recomputed from those medians, so the three numbers
-    in the report agree with each other, and "met" is judged on those medians.
-    A binary's own "met" (the majority over the runs) counts only when its goal
-    text cannot be parsed.
+    Rows are matched by their "case". When every run measured both sides and
+    the row's goal (if any) judges the ratio, the row is the run with the
+    median ratio (the lower one of an even count): a run alternates Veloq and
+    its baseline within one stretch of time, while the VM may change speed
+    between runs, and separate medians of the two columns could pair one run's
+    Veloq figure with another run's baseline. Otherwise (a goal on Veloq's own
+    figure alone, or a run without a baseline) veloq and baseline are the
+    medians over the runs. Either way the ratio is recomputed from the two
+    figures shown, so the three numbers in the report agree with each other,
+    and "met" is judged on them; `run_ratios` in the row's extra keeps every
+    run's ratio. A binary's own "met" (the majority over the runs) counts only
+    when its goal text cannot be parsed.
     """
     by_case: dict[str, list[Row]] = {}
     for run in runs:
@@ -100,16 +107,25 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
     for case, rows in by_case.items():
         first = rows[0]
         higher = bool(first.get("higher_is_better", True))
-        veloq = median_or_none([_number(r.get("veloq")) for r in rows])
-        baseline = median_or_none([_number(r.get("baseline")) for r in rows])
+        ratios = [ratio_of(_number(r.get("veloq")), _number(r.get("baseline")), higher) for r in rows]
+        run_ratios = {}
+        goal = first.get("goal")
+        if all(ratio is not None for ratio in ratios) and (not goal or "ratio" in str(goal)):
+            order = sorted(range(len(rows)), key=lambda i: ratios[i])
+            median_run = rows[order[(len(order) - 1) // 2]]
+            veloq, baseline = _number(median_run.get("veloq")), _number(median_run.get("baseline"))
+            run_ratios = {"run_ratios": [round(ratio, 4) for ratio in ratios]}
+        else:
+            veloq = median_or_none([_number(r.get("veloq")) for r in rows])
+            baseline = median_or_none([_number(r.get("baseline")) for r in rows])
         # "spawn: spawn_join" says nothing more than "spawn_join": the label goes
         # only where the row's own name does not already start with it.
         name = case if label and case.startswith(label.split(":")[0]) else f"{label}{case}"
         row = make_row(suite_case, name, str(first.get("metric", "")), veloq,
                        baseline_name=first.get("baseline_name"), baseline=baseline,
-                       higher_is_better=higher, goal=first.get("goal"), runs=len(rows),
+                       higher_is_better=higher, goal=goal, runs=len(rows),
                        source=source,
-                       extra={"inner_runs": first.get("runs"), **(first.get("extra") or {})})
+                       extra={"inner_runs": first.get("runs"), **(first.get("extra") or {}), **run_ratios})
         if row["ratio"] is None and veloq is not None:
             row["ratio"] = median_or_none([_number(r.get("ratio")) for r in rows])
             row["met"] = judge_goal(row["goal"], row)
