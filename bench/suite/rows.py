@@ -95,8 +95,8 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
     figure alone, or a run without a baseline) veloq and baseline are the
     medians over the runs. Either way the ratio is recomputed from the two
     figures shown, so the three numbers in the report agree with each other,
-    and "met" is judged on them; `run_ratios` in the row's extra keeps every
-    run's ratio. A binary's own "met" (the majority over the runs) counts only
+    and "met" is judged on them. The row's extra is the median run's (or the
+    first run's), plus `run_ratios` with every run's ratio. A binary's own "met" (the majority over the runs) counts only
     when its goal text cannot be parsed.
     """
     by_case: dict[str, list[Row]] = {}
@@ -109,11 +109,12 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
         higher = bool(first.get("higher_is_better", True))
         ratios = [ratio_of(_number(r.get("veloq")), _number(r.get("baseline")), higher) for r in rows]
         run_ratios = {}
+        shown = first  # the run whose extra the row carries
         goal = first.get("goal")
         if all(ratio is not None for ratio in ratios) and (not goal or "ratio" in str(goal)):
             order = sorted(range(len(rows)), key=lambda i: ratios[i])
-            median_run = rows[order[(len(order) - 1) // 2]]
-            veloq, baseline = _number(median_run.get("veloq")), _number(median_run.get("baseline"))
+            shown = rows[order[(len(order) - 1) // 2]]
+            veloq, baseline = _number(shown.get("veloq")), _number(shown.get("baseline"))
             run_ratios = {"run_ratios": [round(ratio, 4) for ratio in ratios]}
         else:
             veloq = median_or_none([_number(r.get("veloq")) for r in rows])
@@ -125,7 +126,7 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
                        baseline_name=first.get("baseline_name"), baseline=baseline,
                        higher_is_better=higher, goal=goal, runs=len(rows),
                        source=source,
-                       extra={"inner_runs": first.get("runs"), **(first.get("extra") or {}), **run_ratios})
+                       extra={"inner_runs": shown.get("runs"), **(shown.get("extra") or {}), **run_ratios})
         if row["ratio"] is None and veloq is not None:
             row["ratio"] = median_or_none([_number(r.get("ratio")) for r in rows])
             row["met"] = judge_goal(row["goal"], row)
