@@ -55,6 +55,11 @@ def judge_goal(goal: str | None, row: Row) -> bool | None:
     return verdict
 
 
+def goal_subjects(goal: str) -> set[str]:
+    """What the readable clauses of a goal judge: "ratio", "veloq" or "baseline"."""
+    return {match.group(1) for clause in re.split(r"\band\b", goal) if (match := _CLAUSE.match(clause))}
+
+
 def make_row(suite_case: str, case: str, metric: str, veloq: float | None, *,
              baseline_name: str | None = None, baseline: float | None = None,
              higher_is_better: bool = True, goal: str | None = None, runs: int = 0,
@@ -96,8 +101,9 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
     medians over the runs. Either way the ratio is recomputed from the two
     figures shown, so the three numbers in the report agree with each other,
     and "met" is judged on them. The row's extra is the median run's (or the
-    first run's), plus `run_ratios` with every run's ratio. A binary's own "met" (the majority over the runs) counts only
-    when its goal text cannot be parsed.
+    first run's), plus `run_ratios` with every run's ratio. A binary's own
+    "met" (the majority over the runs) counts only when its goal text cannot
+    be parsed.
     """
     by_case: dict[str, list[Row]] = {}
     for run in runs:
@@ -111,7 +117,7 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
         run_ratios = {}
         shown = first  # the run whose extra the row carries
         goal = first.get("goal")
-        if all(ratio is not None for ratio in ratios) and (not goal or "ratio" in str(goal)):
+        if all(ratio is not None for ratio in ratios) and (not goal or "ratio" in goal_subjects(goal)):
             order = sorted(range(len(rows)), key=lambda i: ratios[i])
             shown = rows[order[(len(order) - 1) // 2]]
             veloq, baseline = _number(shown.get("veloq")), _number(shown.get("baseline"))
