@@ -167,7 +167,7 @@ MultishotRecv::~MultishotRecv() {
   if (op->linked()) op->core->unlink(*op);
   while (!op->queue.empty()) internal::give_back_provided(op->core, op->queue.pop_front().id);
   try {
-    io_uring_sqe* sqe = op->core->driver().prepare(nullptr);
+    io_uring_sqe* sqe = op->core->driver().prepare();
     io_uring_prep_cancel(sqe, op, 0);
   } catch (...) {
     // The submission queue stayed full: the receive ends when the socket

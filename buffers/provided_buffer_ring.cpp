@@ -71,7 +71,7 @@ void ProvidedRingCore::unregister() noexcept {
   bool cancelling = false;
   for (ArmedReceive* recv = armed_.head; recv != nullptr; recv = recv->next) {
     try {
-      io_uring_prep_cancel(driver_->prepare(nullptr), recv->target, 0);
+      io_uring_prep_cancel(driver_->prepare(), recv->target, 0);
       cancelling = true;
     } catch (...) {
       log().warn("provided-buffer ring group {}: no room to cancel an armed receive", group_id_);

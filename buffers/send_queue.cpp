@@ -104,7 +104,7 @@ SendQueue::~SendQueue() {
   // The chunk in flight stays until its final CQE, which frees the record.
   r->abandoned = true;
   try {
-    io_uring_sqe* sqe = r->driver->prepare(nullptr);
+    io_uring_sqe* sqe = r->driver->prepare();
     io_uring_prep_cancel(sqe, r, 0);
   } catch (...) {
     // The submission queue stayed full: the send completes by itself, or is

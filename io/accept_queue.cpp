@@ -99,7 +99,7 @@ void AcceptQueue::on_cqe(Completion* self, int result, std::uint32_t flags) noex
   // Back-pressure: stop accepting while many connections wait unclaimed.
   if (q->armed_ && q->multishot_ && !q->cancel_sent_ && q->ready_.size() >= max_queued) {
     try {
-      io_uring_sqe* sqe = q->driver_->prepare(nullptr);
+      io_uring_sqe* sqe = q->driver_->prepare();
       io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(q)), 0);
       q->cancel_sent_ = true;
     } catch (...) {
@@ -126,9 +126,9 @@ void AcceptQueue::close() noexcept {
   }
   // The cancel runs before the close in the same submission, so the accept ends first.
   try {
-    io_uring_sqe* sqe = driver_->prepare(nullptr);
+    io_uring_sqe* sqe = driver_->prepare();
     io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
-    sqe = driver_->prepare(nullptr);
+    sqe = driver_->prepare();
     io_uring_prep_close(sqe, listen_fd_);
   } catch (...) {
     ::close(listen_fd_);

@@ -86,6 +86,8 @@ Driver::Driver(const DriverConfig& config, unsigned shard_id) {
   if (!send_zc_supported_) log().debug("IORING_OP_SEND_ZC not supported; zero-copy writes send plainly");
 }
 
+constinit Completion Driver::ignored_{[](Completion*, int, std::uint32_t) noexcept {}};
+
 Driver::~Driver() { io_uring_queue_exit(&ring_); }
 
 io_uring_sqe* Driver::sqe_after_flush() {
@@ -166,7 +168,7 @@ unsigned Driver::reap() noexcept {
       io_uring_smp_store_release(khead, head + 1);
       ++stats_.completed;
       if (flags & IORING_CQE_F_MORE) [[unlikely]] ++more_to_come_;
-      if (target != nullptr) target->on_complete(target, result, flags);
+      target->on_complete(target, result, flags);
       head = IO_URING_READ_ONCE(*khead);
     }
   }
@@ -178,7 +180,7 @@ void Driver::cancel_all_and_drain() noexcept {
   // Through prepare(): if the shutdown filled the submission queue (tasks
   // destroyed just before queue their closes), it is handed over first.
   try {
-    io_uring_sqe* sqe = prepare(nullptr);
+    io_uring_sqe* sqe = prepare();
     io_uring_prep_cancel(sqe, nullptr, IORING_ASYNC_CANCEL_ANY);
   } catch (...) {
   }

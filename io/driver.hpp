@@ -40,7 +40,7 @@ class Driver {
   Driver& operator=(const Driver&) = delete;
   ~Driver();
 
-  // An SQE whose completion will be delivered to `c` (nullptr: ignore it).
+  // An SQE whose completion will be delivered to `c`.
   // Only when the submission queue is full does this call into the kernel.
   // Inline: it is on every operation's path. The ring is never set up with
   // SQPOLL or SQE128, and the kernel's head only moves forward, so a slot
@@ -62,6 +62,13 @@ class Driver {
     ++stats_.submitted;
     return sqe;
   }
+  // An SQE whose completion nobody waits for (a cancel request, a close).
+  io_uring_sqe* prepare() { return prepare(&ignored_); }
+  // The completion whose handler does nothing: what prepare() points an SQE
+  // at, and what a peer's MSG_RING wake-up names (see MeshEndpoint). One for
+  // the process, never written; every CQE names a completion, so reaping
+  // never tests for none.
+  static Completion* ignored() noexcept { return &ignored_; }
   // prepare() for an operation that stays armed for the shard's whole life
   // (the wake-up read): it does not by itself make a busy loop poll the ring.
   // Its handler calls background_finished() when its final CQE arrives.
@@ -112,6 +119,8 @@ class Driver {
  private:
   // The submission queue is full: submits it to make room (prepare's slow path).
   [[gnu::noinline]] io_uring_sqe* sqe_after_flush();
+
+  static Completion ignored_;
 
   io_uring ring_{};
   unsigned sq_limit_ = 0;  // SQEs below this tail value are known to be free

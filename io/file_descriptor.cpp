@@ -10,7 +10,7 @@ void FileDescriptor::close_in_background() noexcept {
   int fd = std::exchange(fd_, -1);
   if (RuntimeContext* context = RuntimeContext::current_or_null()) {
     try {
-      io_uring_sqe* sqe = context->driver().prepare(nullptr);
+      io_uring_sqe* sqe = context->driver().prepare();
       io_uring_prep_close(sqe, fd);
       return;
     } catch (...) {
@@ -21,7 +21,7 @@ void FileDescriptor::close_in_background() noexcept {
 
 void FileDescriptor::cancel_in_flight() {
   if (fd_ < 0) return;
-  io_uring_sqe* sqe = RuntimeContext::current("cancel").driver().prepare(nullptr);
+  io_uring_sqe* sqe = RuntimeContext::current("cancel").driver().prepare();
   io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
 }
 

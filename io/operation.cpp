@@ -38,67 +38,51 @@ void OpBase::abandon() noexcept {
   if (has(owns_result_fd)) close_unclaimed_fd();
 }
 
-bool OpBase::ready_slow() noexcept {
+bool OpBase::ready_slow() {
   if (has(unstoppable)) return false;
-  set(needs_watch);
   // An operation started inside a stopped scope fails without reaching the kernel.
   using veloq::internal::StopScope;
-  if (StopScope::open_scopes != 0) {
-    if (const StopScope* stopped = StopScope::stopped_from(StopScope::innermost(veloq::internal::running_task()))) {
-      cancel_reason_ = static_cast<std::uint8_t>(stopped->reason());
-      result_ = -ECANCELED;
-      return true;
-    }
-  }
-  if (has(has_deadline) && deadline() <= Clock::now()) {
-    cancel_reason_ = ETIMEDOUT;
+  StopScope* scope = StopScope::open_scopes != 0 ? StopScope::innermost(veloq::internal::running_task()) : nullptr;
+  if (const StopScope* stopped = StopScope::stopped_from(scope)) {
+    set_cancel_reason(stopped->reason());
     result_ = -ECANCELED;
     return true;
   }
+  if (has(has_deadline) && deadline() <= Clock::now()) {
+    set_cancel_reason(ETIMEDOUT);
+    result_ = -ECANCELED;
+    return true;
+  }
+  watch(scope);
   return false;
 }
 
-void OpBase::watch() {
+void OpBase::watch(veloq::internal::StopScope* scope) {
   if (has(has_deadline)) {
     DeadlineTimer* t = new (timer_storage_) DeadlineTimer{};
     set(timer_live | slow_completion);
     t->owner = this;
     RuntimeContext::current(name_).executor().timers().arm(t->timer, deadline(), &OpBase::on_deadline);
   }
-  using veloq::internal::StopScope;
-  if (StopScope::open_scopes != 0) {
-    if (StopScope* scope = StopScope::innermost(task_)) {
-      ScopeMember* member = new (scope_storage_) ScopeMember{};
-      set(scope_joined | slow_completion);
-      member->join(
-          *scope, [](void* self, const StopScope& by) noexcept { static_cast<OpBase*>(self)->cancel(by.reason()); },
-          this);
-    }
+  if (scope != nullptr) {
+    ScopeMember* member = new (scope_storage_) ScopeMember{};
+    set(scope_joined | slow_completion);
+    member->join(
+        *scope, [](void* self, const veloq::internal::StopScope& by) noexcept {
+          static_cast<OpBase*>(self)->cancel(by.reason());
+        },
+        this);
   }
 }
 
-void OpBase::resubmit() {
+void OpBase::resubmit(PrepareFn prepare) {
   clear(has_early_result);
   io_uring_sqe* sqe = driver().prepare(this);
-  prepare_(this, sqe);
+  prepare(this, sqe);
   set(in_flight);
 }
 
-void OpBase::on_cqe(Completion* self, int result, std::uint32_t flags) noexcept {
-  auto* op = static_cast<OpBase*>(self);
-  // The common case: a final, successful CQE for an operation a task awaits
-  // and that needs no continuation.
-  if (result >= 0 && (flags & (IORING_CQE_F_MORE | IORING_CQE_F_NOTIF)) == 0 && !op->has(slow_completion))
-      [[likely]] {
-    op->clear(in_flight);
-    op->result_ = result;
-    op->task_->wake();
-    return;
-  }
-  op->complete_slow(result, flags);
-}
-
-void OpBase::complete_slow(int result, std::uint32_t flags) noexcept {
+void OpBase::complete_slow(int result, std::uint32_t flags, PrepareFn prepare) noexcept {
   if (flags & IORING_CQE_F_MORE) {
     // A zero-copy send reports its result first and frees the buffer later.
     early_result_ = result;
@@ -110,14 +94,14 @@ void OpBase::complete_slow(int result, std::uint32_t flags) noexcept {
   if (!has(abandoned)) {
     bool again = false;
     if (result == -EINTR || result == -EAGAIN)
-      again = cancel_reason_ == 0;
+      again = cancel_reason() == 0;
     else if (has(has_continuation))
       again = continue_(this, result);  // records a partial transfer even when stopped
-    if (again && cancel_reason_ != 0) {
+    if (again && cancel_reason() != 0) {
       result = -ECANCELED;  // stopped with part of the transfer left: never report it done
     } else if (again) {
       try {
-        resubmit();
+        resubmit(prepare);
         return;
       } catch (...) {
         result = -EBUSY;  // the submission queue stays full
@@ -150,7 +134,7 @@ void OpBase::close_unclaimed_fd() noexcept {
   // shutdown drain submits it too). close(2) only if the submission queue
   // stays full, as a destructor cannot wait for room.
   try {
-    io_uring_sqe* sqe = driver().prepare(nullptr);
+    io_uring_sqe* sqe = driver().prepare();
     io_uring_prep_close(sqe, result_);
     return;
   } catch (...) {
@@ -163,11 +147,11 @@ void OpBase::on_deadline(veloq::internal::Timer* t) noexcept {
 }
 
 void OpBase::cancel(int reason) noexcept {
-  if (!has(in_flight) || cancel_reason_ != 0) return;
+  if (!has(in_flight) || has(stopping)) return;
   try {
-    io_uring_sqe* sqe = driver().prepare(nullptr);
+    io_uring_sqe* sqe = driver().prepare();
     io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
-    cancel_reason_ = static_cast<std::uint8_t>(reason);  // only once sent: a later cancel may try again
+    set_cancel_reason(reason);  // only once sent: a later cancel may try again
     set(cancel_sent);
   } catch (...) {
     log().warn("{}: could not queue its cancellation; it runs on until it completes or is cancelled again", name_);
@@ -178,10 +162,10 @@ void OpBase::cancel_and_wait() noexcept {
   set(abandoned | slow_completion);
   finish_waiting();
   if (!has(cancel_sent)) {
-    cancel_reason_ = ECANCELED;
+    set_cancel_reason(ECANCELED);
     while (has(in_flight)) {  // a reap below may bring its final CQE: no cancel needed then
       try {
-        io_uring_sqe* sqe = driver().prepare(nullptr);
+        io_uring_sqe* sqe = driver().prepare();
         io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(static_cast<Completion*>(this)), 0);
         break;
       } catch (...) {
@@ -204,8 +188,8 @@ void OpBase::cancel_and_wait() noexcept {
 }
 
 void OpBase::throw_result() {
-  if (cancel_reason_ != 0 && (result_ == -ECANCELED || result_ == -EINTR || result_ == -EAGAIN)) {
-    if (cancel_reason_ == ETIMEDOUT) throw TimeoutError(describe());
+  if (has(stopping) && (result_ == -ECANCELED || result_ == -EINTR || result_ == -EAGAIN)) {
+    if (has(stopped_by_timeout)) throw TimeoutError(describe());
     throw OperationCancelled(describe());
   }
   throw_error(-result_);

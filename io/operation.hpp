@@ -47,6 +47,7 @@
 #include <veloq/runtime/stop_scope.hpp>
 #include <veloq/runtime/timer_queue.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -93,15 +94,22 @@ class OpBase : public Completion {
   }
 
  protected:
+  // Fills the operation's SQE, when it is first submitted and again on a retry.
   using PrepareFn = void (*)(OpBase* self, io_uring_sqe* sqe);
+  // Names an operation type's PrepareFn for the constructor. It becomes part
+  // of the completion handler's type, not a field: constructing an operation
+  // stores one pointer less, and only a retry needs it.
+  template <PrepareFn Prepare>
+  struct Preparer {};
 
-  OpBase(const char* name, int fd, PrepareFn prepare) noexcept : prepare_(prepare), name_(name), fd_(fd) {
-    on_complete = &OpBase::on_cqe;
+  template <PrepareFn Prepare>
+  OpBase(const char* name, int fd, Preparer<Prepare>) noexcept : name_(name), fd_(fd) {
+    on_complete = &OpBase::on_cqe<Prepare>;
   }
   // Moving is only allowed before the operation is awaited (some compilers
   // move the awaitable into the coroutine frame before awaiting it).
   OpBase(OpBase&& other) noexcept
-      : Completion(other), prepare_(other.prepare_), name_(other.name_), fd_(other.fd_), state_(other.state_) {
+      : Completion(other), name_(other.name_), fd_(other.fd_), state_(other.state_) {
     if (has(has_deadline)) deadline_ = other.deadline_;
     if (has(subject_is_path | subject_is_address)) subject_ = other.subject_;
     if (has(has_continuation)) continue_ = other.continue_;
@@ -112,13 +120,16 @@ class OpBase : public Completion {
     if (has(in_flight | watched | owns_result_fd)) [[unlikely]] abandon();
   }
 
-  bool ready() noexcept {
+  // With a deadline or inside a stop scope, the operation either fails at
+  // once (already stopped, deadline passed) or starts its deadline timer and
+  // joins its scope here, before the SQE is prepared.
+  bool ready() {
     if (veloq::internal::StopScope::open_scopes == 0 && !has(has_deadline)) [[likely]] return false;
     return ready_slow();
   }
   // await_suspend in two halves around filling the SQE, so that a typed
   // operation fills it inline: begin_suspend reserves it, end_suspend marks
-  // the operation in flight and starts its deadline and scope, if any.
+  // the operation in flight.
   io_uring_sqe* begin_suspend(std::coroutine_handle<> h) {
     RuntimeContext& context = RuntimeContext::current(name_);
     task_ = context.executor().current_task();
@@ -126,13 +137,11 @@ class OpBase : public Completion {
     task_->resume_point = h;
     return sqe;
   }
-  void end_suspend() {
-    set(in_flight);
-    if (has(needs_watch)) [[unlikely]] watch();
-  }
+  void end_suspend() noexcept { set(in_flight); }
+  template <PrepareFn Prepare>
   void suspend(std::coroutine_handle<> h) {
     io_uring_sqe* sqe = begin_suspend(h);
-    prepare_(this, sqe);
+    Prepare(this, sqe);
     end_suspend();
   }
   // The result (>= 0), or throws the error the completion reported.
@@ -156,7 +165,7 @@ class OpBase : public Completion {
   void mark_unstoppable() noexcept { set(unstoppable); }
 
   // Prepares the operation again (a partial transfer continuing, EINTR, EAGAIN).
-  void resubmit();
+  void resubmit(PrepareFn prepare);
 
   // Called before a completion is accepted: returns true if the operation
   // re-armed itself (for operations that continue a partial transfer).
@@ -188,9 +197,9 @@ class OpBase : public Completion {
     has_early_result = 1 << 5,
     result_is_fd = 1 << 6,
     owns_result_fd = 1 << 7,  // result_ is a descriptor not yet handed out
-    // Set by ready_slow() (a deadline or an open scope), which await_ready
-    // always runs before await_suspend: end_suspend then calls watch().
-    needs_watch = 1 << 8,
+    // A cancel was sent, or the operation was stopped before it started
+    // (see cancel_reason()); `stopped_by_timeout` tells which reason.
+    stopping = 1 << 8,
     unstoppable = 1 << 9,
     // A completion needs more than storing the result and waking the task: a
     // continuation, a descriptor result, a deadline or scope to leave, or a
@@ -200,38 +209,61 @@ class OpBase : public Completion {
     has_continuation = 1 << 12,
     subject_is_path = 1 << 13,
     subject_is_address = 1 << 14,
+    stopped_by_timeout = 1 << 15,
   };
   bool has(unsigned bits) const noexcept { return (state_ & bits) != 0; }
   void set(unsigned bits) noexcept { state_ = static_cast<std::uint16_t>(state_ | bits); }
   void clear(unsigned bits) noexcept { state_ = static_cast<std::uint16_t>(state_ & ~bits); }
+  // ETIMEDOUT or ECANCELED once the operation is being stopped, else 0. Kept
+  // as two state bits, so that constructing an operation stores one word.
+  int cancel_reason() const noexcept {
+    if (!has(stopping)) return 0;
+    return has(stopped_by_timeout) ? ETIMEDOUT : ECANCELED;
+  }
+  void set_cancel_reason(int reason) noexcept {
+    clear(stopped_by_timeout);
+    set(reason == ETIMEDOUT ? stopping | stopped_by_timeout : stopping);
+  }
 
-  static void on_cqe(Completion* self, int result, std::uint32_t flags) noexcept;
+  // The completion handler. The common case, inline here: a successful CQE
+  // for an operation a task awaits and that needs no continuation. Only a
+  // zero-copy send (slow_completion) gets more than one CQE
+  // (IORING_CQE_F_MORE, then IORING_CQE_F_NOTIF).
+  template <PrepareFn Prepare>
+  static void on_cqe(Completion* self, int result, std::uint32_t flags) noexcept {
+    auto* op = static_cast<OpBase*>(self);
+    if (result >= 0 && !op->has(slow_completion)) [[likely]] {
+      op->clear(in_flight);
+      op->result_ = result;
+      op->task_->wake();
+      return;
+    }
+    op->complete_slow(result, flags, Prepare);
+  }
   static void on_deadline(veloq::internal::Timer* t) noexcept;
   // The slow paths stay out of line even under LTO: inlined into on_cqe or an
   // awaiting coroutine they would add register saves to every operation.
-  [[gnu::noinline]] bool ready_slow() noexcept;
-  [[gnu::noinline]] void watch();
-  [[gnu::noinline]] void complete_slow(int result, std::uint32_t flags) noexcept;
+  [[gnu::noinline]] bool ready_slow();
+  void watch(veloq::internal::StopScope* scope);
+  [[gnu::noinline]] void complete_slow(int result, std::uint32_t flags, PrepareFn prepare) noexcept;
   [[noreturn, gnu::noinline]] void throw_result();
   [[gnu::noinline]] void abandon() noexcept;
   [[gnu::noinline]] void finish_waiting() noexcept;
   void cancel_and_wait() noexcept;
   void close_unclaimed_fd() noexcept;
 
-  // What every operation reads or writes comes first, in 44 bytes, so that
+  // What every operation reads or writes comes first, in 34 bytes, so that
   // an awaiting coroutine's frame spends as little of its cache as it can on
-  // its operation. Constructing one stores the handler, prepare_, name_,
-  // fd_ and the state word only. The rest is written before it is read:
-  // task_ when suspending, result_ on completion or in
-  // ready_slow, the others by the setter that raises their state bit. The
-  // deadline timer and the scope membership are built in place when used.
+  // its operation. Constructing one stores the handler, name_, fd_ and the
+  // state word only. The rest is written before it is read: task_ when
+  // suspending, result_ on completion or in ready_slow, the others by the
+  // setter that raises their state bit. The deadline timer and the scope
+  // membership are built in place when used.
   veloq::internal::TaskState* task_;  // the awaiting task; its executor's driver is the one used
-  PrepareFn prepare_;
   const char* name_;
   int fd_;
   int result_;
   std::uint16_t state_ = 0;
-  std::uint8_t cancel_reason_ = 0;  // ETIMEDOUT or ECANCELED once a cancel is sent
   union Subject {
     const char* path;
     const SocketAddress* address;
@@ -290,10 +322,11 @@ struct ReturnResult {
 
 }  // namespace internal
 
-// Prepare: void(io_uring_sqe*), fills the SQE (called again on retries); it
-// lives inside the operation, so what it holds stays put while the kernel
-// reads it. It may name the target for error messages with subject_path()
-// or subject_address().
+// Prepare: void(io_uring_sqe*), fills the SQE (called again on retries) for
+// an operation that ends with one CQE (multishot and zero-copy operations
+// have types of their own); it lives inside the operation, so what it holds
+// stays put while the kernel reads it. It may name the target for error
+// messages with subject_path() or subject_address().
 // Finish: T(int result) or T(int result, Prepare&), turns the non-negative
 // result into the value returned.
 template <typename Prepare, typename Finish = internal::ReturnResult>
@@ -301,7 +334,9 @@ class [[nodiscard("co_await the operation")]] Operation
     : public internal::OpBase, public internal::DeadlineSetters<Operation<Prepare, Finish>> {
  public:
   Operation(const char* name, int fd, Prepare prepare, Finish finish = {})
-      : OpBase(name, fd, &Operation::prepare_thunk), prepare_(std::move(prepare)), finish_(std::move(finish)) {
+      : OpBase(name, fd, Preparer<&Operation::prepare_thunk>{}),
+        prepare_(std::move(prepare)),
+        finish_(std::move(finish)) {
     name_subject();
     if constexpr (std::is_base_of_v<internal::ResultIsFd, Finish>) mark_result_is_fd();
     if constexpr (std::is_base_of_v<internal::Unstoppable, Finish>) mark_unstoppable();
@@ -311,7 +346,7 @@ class [[nodiscard("co_await the operation")]] Operation
     name_subject();
   }
 
-  bool await_ready() noexcept { return ready(); }
+  bool await_ready() { return ready(); }
   void await_suspend(std::coroutine_handle<> h) {
     io_uring_sqe* sqe = begin_suspend(h);
     prepare_(sqe);  // inline here; retries go through prepare_thunk

@@ -18,13 +18,13 @@ class [[nodiscard("co_await the operation")]] TransferAll : public OpBase, publi
   enum class Direction { send, receive };
 
   TransferAll(const char* name, int fd, void* data, std::size_t size, Direction direction) noexcept
-      : OpBase(name, fd, &TransferAll::prepare), data_(static_cast<std::byte*>(data)), size_(size),
+      : OpBase(name, fd, Preparer<&TransferAll::prepare>{}), data_(static_cast<std::byte*>(data)), size_(size),
         direction_(direction) {
     set_continuation(&TransferAll::advance);
   }
 
-  bool await_ready() noexcept { return size_ == 0 || ready(); }
-  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  bool await_ready() { return size_ == 0 || ready(); }
+  void await_suspend(std::coroutine_handle<> h) { suspend<&TransferAll::prepare>(h); }
   void await_resume() {
     if (size_ == 0) return;
     int last = take_result();

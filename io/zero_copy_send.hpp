@@ -21,13 +21,13 @@ namespace veloq::io::internal {
 class [[nodiscard("co_await the operation")]] ZeroCopySend : public OpBase, public DeadlineSetters<ZeroCopySend> {
  public:
   ZeroCopySend(int fd, const void* data, std::size_t size, bool zero_copy) noexcept
-      : OpBase(zero_copy ? "send_zc" : "send", fd, &ZeroCopySend::prepare), data_(data), size_(size),
+      : OpBase(zero_copy ? "send_zc" : "send", fd, Preparer<&ZeroCopySend::prepare>{}), data_(data), size_(size),
         zero_copy_(zero_copy) {
     set_continuation(&ZeroCopySend::fall_back);
   }
 
-  bool await_ready() noexcept { return ready(); }
-  void await_suspend(std::coroutine_handle<> h) { suspend(h); }
+  bool await_ready() { return ready(); }
+  void await_suspend(std::coroutine_handle<> h) { suspend<&ZeroCopySend::prepare>(h); }
   std::size_t await_resume() { return static_cast<std::size_t>(take_result()); }
 
  private:

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -100,11 +101,12 @@ void MeshEndpoint::wake(unsigned to) noexcept {
       }
     }
     if (sqe != nullptr) {
-      // Posts {user_data 0, res 0, flags F_MORE} into the peer's ring: a CQE
-      // that only ends its wait. user_data 0 is a completion its Driver
-      // ignores, and F_MORE keeps that Driver, which never submitted the
-      // operation, from counting it as one that ended.
-      io_uring_prep_msg_ring(sqe, fd, 0, 0, IORING_MSG_RING_FLAGS_PASS);
+      // Posts {Driver::ignored(), res 0, flags F_MORE} into the peer's ring:
+      // a CQE that only ends its wait. Its completion does nothing, and F_MORE
+      // keeps the peer's Driver, which never submitted the operation, from
+      // counting it as one that ended.
+      io_uring_prep_msg_ring(sqe, fd, 0, reinterpret_cast<std::uintptr_t>(io::Driver::ignored()),
+                             IORING_MSG_RING_FLAGS_PASS);
       sqe->file_index = IORING_CQE_F_MORE;
       msg_ring_unsubmitted_ = true;
       ++stats_.wakeups_msg_ring;

@@ -18,9 +18,10 @@
 // shard could block; elsewhere (shutdown, block_on's epilogue) it writes the
 // receiver's eventfd. The receiver's ring must stay open until no peer runs
 // turns any more: Runtime closes rings only after every shard has left its
-// loop. The CQE posted into the receiver carries user_data 0 (ignored) and
-// IORING_CQE_F_MORE (IORING_MSG_RING_FLAGS_PASS), so the receiver's Driver,
-// which never submitted it, does not count it as the end of an operation.
+// loop. The CQE posted into the receiver names io::Driver::ignored() and
+// carries IORING_CQE_F_MORE (IORING_MSG_RING_FLAGS_PASS), so the receiver's
+// Driver, which never submitted it, does not count it as the end of an
+// operation.
 #pragma once
 
 #include <veloq/io/driver.hpp>

@@ -107,7 +107,7 @@ LocalExecutor::~LocalExecutor() {
   // refuse: the shard's own wake-up read, always in flight, is cancelled by
   // name first, so shutdown does not wait out the drain's time limit there.
   try {
-    io_uring_prep_cancel(driver_.prepare(nullptr), static_cast<io::Completion*>(&wake_read_), 0);
+    io_uring_prep_cancel(driver_.prepare(), static_cast<io::Completion*>(&wake_read_), 0);
   } catch (...) {
   }
   driver_.cancel_all_and_drain();
@@ -181,8 +181,12 @@ void LocalExecutor::run_turn() {
 }
 
 void LocalExecutor::run_ready_tasks() {
+  const bool batched = config_.submit_batch != 0;
   if (classes_.count() == 1) {
-    run_class<false>(classes_.entry(0), config_.task_budget, 0, nullptr);
+    if (batched)
+      run_class<false, true>(classes_.entry(0), config_.task_budget, 0, nullptr);
+    else
+      run_class<false, false>(classes_.entry(0), config_.task_budget, 0, nullptr);
     return;
   }
   // One clock reading per task: the end of a task is the start of the next.
@@ -192,7 +196,9 @@ void LocalExecutor::run_ready_tasks() {
     internal::ClassScheduler::Entry* cls = classes_.pick();
     if (cls == nullptr) break;
     std::uint64_t started = now;
-    budget -= run_class<true>(*cls, budget, started + classes_.slice_ticks(), &now);
+    std::uint64_t until = started + classes_.slice_ticks();
+    budget -= batched ? run_class<true, true>(*cls, budget, until, &now)
+                      : run_class<true, false>(*cls, budget, until, &now);
     // Clamped: a thread that moved to another CPU may read a smaller counter.
     internal::ClassScheduler::charge(*cls, now > started ? now - started : 0);
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;
@@ -201,7 +207,7 @@ void LocalExecutor::run_ready_tasks() {
   }
 }
 
-template <bool Timed>
+template <bool Timed, bool Batched>
 unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::uint64_t until,
                                   std::uint64_t* now) {
   using Phase = internal::TaskState::Phase;
@@ -229,9 +235,11 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
     current_ = t;
     t->resume_point.resume();
     t = std::exchange(current_, nullptr);  // another task, if `t` finished and handed over to its joiner
-    if (t->phase == Phase::running) {
+    if (t->running_uncancelled()) [[likely]] {
       t->phase = Phase::suspended;
-      if (t->cancel_requested) cancel_now(t);
+    } else if (t->phase == Phase::running) {
+      t->phase = Phase::suspended;
+      cancel_now(t);
     } else if (t->phase == Phase::done) {
       t->release();  // the running task's reference, which finish() left to us
     }
@@ -242,7 +250,9 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
       if (*now >= until) break;
     }
     if (heartbeat_.quota_expired.load(std::memory_order_relaxed)) break;  // let I/O and the mesh in
-    if (submit_batch_reached()) break;  // this turn's enter carries enough
+    if constexpr (Batched) {
+      if (submit_batch_reached()) break;  // this turn's enter carries enough
+    }
   }
   cls.stats.tasks_run += ran - cancelled;
   return ran;

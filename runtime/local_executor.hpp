@@ -172,8 +172,9 @@ class LocalExecutor {
   }
   void run_ready_tasks();
   // Runs up to `budget` tasks of one class. A timed run also stops at `until`
-  // and leaves in `*now` the class clock reading taken after its last task.
-  template <bool Timed>
+  // and leaves in `*now` the class clock reading taken after its last task;
+  // a batched one (ShardConfig::submit_batch set) once the batch is prepared.
+  template <bool Timed, bool Batched>
   unsigned run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::uint64_t until, std::uint64_t* now);
   void fire_due_timers();
   void collect_blocking_results();

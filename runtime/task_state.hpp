@@ -6,8 +6,11 @@
 // names it.
 #pragma once
 
+#include <bit>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <veloq/runtime/source_location.hpp>
 
 namespace veloq {
@@ -53,6 +56,10 @@ class TaskState {
   // JoinHandle may be used there only (the executor may be gone by then).
   const char* owner_tag = nullptr;
 
+  // phase == running && !cancel_requested, in one 16-bit comparison: what
+  // the loop asks of nearly every task it has just resumed.
+  bool running_uncancelled() const noexcept;
+
   bool queued() const noexcept { return phase == Phase::queued; }
   bool done() const noexcept { return phase == Phase::done; }
 
@@ -74,6 +81,20 @@ class TaskState {
   void (*set_cancelled)(TaskState*) noexcept = nullptr;
   void (*destroy_self)(TaskState*) noexcept = nullptr;
 };
+
+struct PhaseAndCancel {
+  TaskState::Phase phase;
+  bool cancel_requested;
+};
+static_assert(offsetof(TaskState, cancel_requested) == offsetof(TaskState, phase) + 1);
+static_assert(sizeof(PhaseAndCancel) == sizeof(std::uint16_t));
+
+inline bool TaskState::running_uncancelled() const noexcept {
+  constexpr auto wanted = std::bit_cast<std::uint16_t>(PhaseAndCancel{Phase::running, false});
+  std::uint16_t both;
+  std::memcpy(&both, &phase, sizeof both);
+  return both == wanted;
+}
 
 }  // namespace veloq::internal
 
