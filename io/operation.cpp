@@ -94,10 +94,10 @@ void OpBase::complete_slow(int result, std::uint32_t flags, PrepareFn prepare) n
   if (!has(abandoned)) {
     bool again = false;
     if (result == -EINTR || result == -EAGAIN)
-      again = cancel_reason() == 0;
+      again = !has(stopping);
     else if (has(has_continuation))
       again = continue_(this, result);  // records a partial transfer even when stopped
-    if (again && cancel_reason() != 0) {
+    if (again && has(stopping)) {
       result = -ECANCELED;  // stopped with part of the transfer left: never report it done
     } else if (again) {
       try {

@@ -198,7 +198,7 @@ class OpBase : public Completion {
     result_is_fd = 1 << 6,
     owns_result_fd = 1 << 7,  // result_ is a descriptor not yet handed out
     // A cancel was sent, or the operation was stopped before it started
-    // (see cancel_reason()); `stopped_by_timeout` tells which reason.
+    // (set_cancel_reason); `stopped_by_timeout` tells which reason.
     stopping = 1 << 8,
     unstoppable = 1 << 9,
     // A completion needs more than storing the result and waking the task: a
@@ -214,12 +214,9 @@ class OpBase : public Completion {
   bool has(unsigned bits) const noexcept { return (state_ & bits) != 0; }
   void set(unsigned bits) noexcept { state_ = static_cast<std::uint16_t>(state_ | bits); }
   void clear(unsigned bits) noexcept { state_ = static_cast<std::uint16_t>(state_ & ~bits); }
-  // ETIMEDOUT or ECANCELED once the operation is being stopped, else 0. Kept
-  // as two state bits, so that constructing an operation stores one word.
-  int cancel_reason() const noexcept {
-    if (!has(stopping)) return 0;
-    return has(stopped_by_timeout) ? ETIMEDOUT : ECANCELED;
-  }
+  // Marks the operation stopping for `reason` (ETIMEDOUT or ECANCELED). Two
+  // state bits rather than a field, so that constructing an operation stores
+  // one word.
   void set_cancel_reason(int reason) noexcept {
     clear(stopped_by_timeout);
     set(reason == ETIMEDOUT ? stopping | stopped_by_timeout : stopping);
