@@ -99,8 +99,6 @@ io_uring_sqe* Driver::sqe_after_flush() {
   return sqe;
 }
 
-bool Driver::has_unsubmitted() const noexcept { return io_uring_sq_ready(&ring_) > 0; }
-
 void Driver::enter(bool wait, std::optional<Clock::time_point> deadline) {
   if (wait) {
     ++stats_.enters;

@@ -82,13 +82,13 @@ class Driver {
   // Makes this turn's one kernel entry: submits what was prepared and, if
   // `wait`, sleeps until a completion arrives or `deadline` passes.
   // Without `wait` and with nothing to submit or collect, it makes no syscall.
-  void enter(bool wait, std::optional<Clock::time_point> deadline = std::nullopt);
+  [[gnu::hot]] void enter(bool wait, std::optional<Clock::time_point> deadline = std::nullopt);
 
   // Runs the handlers of every completion that has arrived; returns how many
   // (counting those a handler's nested reap ran).
   // Each CQE's slot is released before its handler runs, so a handler may
   // prepare operations or even reap (a destructor waiting for its own CQE).
-  unsigned reap() noexcept;
+  [[gnu::hot]] unsigned reap() noexcept;
 
   // Cancels every operation in flight and reaps until none is left (shutdown).
   void cancel_all_and_drain() noexcept;
@@ -103,7 +103,7 @@ class Driver {
   unsigned in_flight() const noexcept {
     return static_cast<unsigned>(stats_.submitted - (stats_.completed - more_to_come_));
   }
-  bool has_unsubmitted() const noexcept;
+  bool has_unsubmitted() const noexcept { return io_uring_sq_ready(&ring_) > 0; }
   // SQEs prepared since the last submission (plain reads of our own ring state).
   unsigned unsubmitted() const noexcept { return ring_.sq.sqe_tail - ring_.sq.sqe_head; }
   int ring_fd() const noexcept { return ring_.ring_fd; }

@@ -227,7 +227,7 @@ class OpBase : public Completion {
   // zero-copy send (slow_completion) gets more than one CQE
   // (IORING_CQE_F_MORE, then IORING_CQE_F_NOTIF).
   template <PrepareFn Prepare>
-  static void on_cqe(Completion* self, int result, std::uint32_t flags) noexcept {
+  [[gnu::hot]] static void on_cqe(Completion* self, int result, std::uint32_t flags) noexcept {
     auto* op = static_cast<OpBase*>(self);
     if (result >= 0 && !op->has(slow_completion)) [[likely]] {
       op->clear(in_flight);

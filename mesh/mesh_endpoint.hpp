@@ -72,23 +72,23 @@ class MeshEndpoint {
   void send(unsigned to, const MeshMessage& m);
 
   // Runs up to `budget` inbound messages; returns how many ran.
-  unsigned drain_inbound(unsigned budget);
+  [[gnu::hot]] unsigned drain_inbound(unsigned budget);
   // While a handler runs: the shard that sent its message (a reply's address
   // need not travel in the message).
   unsigned delivering_from() const noexcept { return delivering_from_; }
   // Pushes every staged batch that fits and wakes receivers that are parked.
-  void flush_outbound();
+  [[gnu::hot]] void flush_outbound();
 
   // Cheap checks a busy loop makes between batches of ready tasks: something
   // is staged to send, or a peer has (probably) sent something.
   bool has_staged() const noexcept { return !dirty_.empty(); }
   bool inbound_waiting() const noexcept { return own_signal_->maybe_pending(); }
   // True while inbound messages are known to be waiting (budget ran out).
-  bool has_inbound_backlog() const noexcept;
+  [[gnu::hot]] bool has_inbound_backlog() const noexcept;
   std::size_t staged_for(unsigned to) const noexcept { return outboxes_[to].staged(); }
 
   // Park protocol (see ShardSignal): false means "do not sleep, work arrived".
-  bool try_park() noexcept;
+  [[gnu::hot]] bool try_park() noexcept;
   void unpark() noexcept { own_signal_->clear_parked(); }
   bool stop_requested() const noexcept { return own_signal_->stop_requested(); }
   int wake_fd() const noexcept { return own_signal_->wake_fd(); }
