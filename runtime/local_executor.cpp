@@ -161,6 +161,10 @@ void LocalExecutor::run_until_stopped() {
   leave_loop();
 }
 
+void LocalExecutor::run_until_done(const internal::TaskState& task) {
+  while (!task.done() && !stop_requested()) run_turn();
+}
+
 void LocalExecutor::leave_loop() noexcept {
   heartbeat_.going_to_sleep();
   if (own_mesh_) own_mesh_->signal(shard_id_).clear_stop();

@@ -104,7 +104,7 @@ class LocalExecutor {
   // Runs the loop until `task` finishes and returns its result. Enters this
   // executor's context for the duration. Refused from inside a task.
   template <typename T>
-  [[gnu::hot]] T block_on(Task<T> task);
+  T block_on(Task<T> task);
 
   // Runs the loop until request_stop().
   [[gnu::hot]] void run_until_stopped();
@@ -172,6 +172,8 @@ class LocalExecutor {
 
  private:
   [[gnu::hot]] void run_turn();
+  // block_on's loop: turns until `task` is done or a stop is requested.
+  [[gnu::hot]] void run_until_done(const internal::TaskState& task);
   // The tasks of this turn have prepared ShardConfig::submit_batch SQEs.
   bool submit_batch_reached() const noexcept {
     return config_.submit_batch != 0 && driver_.unsubmitted() >= config_.submit_batch;
@@ -181,7 +183,7 @@ class LocalExecutor {
   // and leaves in `*now` the class clock reading taken after its last task;
   // a batched one (ShardConfig::submit_batch set) once the batch is prepared.
   template <bool Timed, bool Batched>
-  [[gnu::hot]] unsigned run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::uint64_t until, std::uint64_t* now);
+  unsigned run_class(internal::ClassScheduler::Entry& cls, unsigned budget, std::uint64_t until, std::uint64_t* now);
   [[gnu::hot]] void fire_due_timers();
   [[gnu::hot]] void collect_blocking_results();
   [[gnu::hot]] void poll_or_park();
@@ -307,8 +309,9 @@ T LocalExecutor::block_on(Task<T> task) {
   if (current_ != nullptr) throw RuntimeMisuse("veloq: block_on called from inside a running task");
   RuntimeContext context(*this);
   JoinHandle<T> handle = spawn(std::move(task), SpawnOptions{"block_on"});
-  internal::TaskState* outer = std::exchange(block_on_task_, handle_state(handle));
-  while (!handle.done() && !stop_requested()) run_turn();
+  internal::TaskState* state = handle_state(handle);
+  internal::TaskState* outer = std::exchange(block_on_task_, state);
+  run_until_done(*state);
   leave_loop();
   block_on_task_ = outer;
   if (!handle.done()) {
