@@ -103,7 +103,7 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
     ring_core->release_ref();
   }
 
-  static void on_cqe(io::Completion* c, int result, std::uint32_t flags) noexcept {
+  [[gnu::hot]] static void on_cqe(io::Completion* c, int result, std::uint32_t flags) noexcept {
     auto* op = static_cast<Op*>(c);
     if (!(flags & IORING_CQE_F_MORE)) {
       op->armed = false;

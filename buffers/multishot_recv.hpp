@@ -59,11 +59,11 @@ class MultishotRecv {
     explicit NextChunk(Op& op) noexcept : op_(op) {}
     NextChunk(const NextChunk&) = delete;
     NextChunk& operator=(const NextChunk&) = delete;
-    ~NextChunk();
+    [[gnu::hot]] ~NextChunk();
 
-    bool await_ready() noexcept;
-    void await_suspend(std::coroutine_handle<> h) noexcept;
-    std::optional<ProvidedBuffer> await_resume();
+    [[gnu::hot]] bool await_ready() noexcept;
+    [[gnu::hot]] void await_suspend(std::coroutine_handle<> h) noexcept;
+    [[gnu::hot]] std::optional<ProvidedBuffer> await_resume();
 
     // A scope the task runs in stopped (with_timeout, a cancellation token).
     void stop_waiting(const veloq::internal::StopScope& by) noexcept;

@@ -57,7 +57,7 @@ class ProvidedRingCore;
 
 // Gives buffer `id` back to the kernel, on the ring's home thread (over the
 // mesh when called from another shard).
-void give_back_provided(ProvidedRingCore* core, std::uint16_t id) noexcept;
+[[gnu::hot]] void give_back_provided(ProvidedRingCore* core, std::uint16_t id) noexcept;
 
 // A receiver waiting for buffers to come back, without a task: when a buffer
 // is given back to a ring with hooks registered, each is unlinked and called once.
@@ -138,9 +138,9 @@ class ProvidedRingCore {
   }
 
   // The kernel filled buffer `id`: it is ours until given back.
-  void mark_taken(std::uint16_t id) noexcept;
+  [[gnu::hot]] void mark_taken(std::uint16_t id) noexcept;
   // Makes buffer `id` selectable again and wakes whoever waits for buffers.
-  void provide(std::uint16_t id) noexcept;
+  [[gnu::hot]] void provide(std::uint16_t id) noexcept;
 
   void link(RefillHook& hook) noexcept;
   void unlink(RefillHook& hook) noexcept;

@@ -67,7 +67,7 @@ struct SendQueue::Record : io::Completion {
     if (chunks.empty() || error != 0) drain_waiters->wake_all();
   }
 
-  static void on_cqe(io::Completion* c, int result, std::uint32_t) noexcept {
+  [[gnu::hot]] static void on_cqe(io::Completion* c, int result, std::uint32_t) noexcept {
     auto* r = static_cast<Record*>(c);
     r->in_flight = false;
     if (r->abandoned) {

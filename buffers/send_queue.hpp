@@ -51,7 +51,7 @@ class SendQueue {
   // Queues `chunk` to be sent after everything pushed before it. Throws
   // io::IoError once a send has failed, and what Driver::prepare throws when
   // the submission queue stays full (the chunk is then given back).
-  void push(ProvidedBuffer&& chunk);
+  [[gnu::hot]] void push(ProvidedBuffer&& chunk);
 
   class [[nodiscard("co_await queue.drained()")]] Drained {
    public:
