@@ -23,10 +23,10 @@
 // other; step 3 also ends early once the turn has used its time quota, or,
 // every few tasks, when mesh messages wait to go out or come in.
 // The functions every turn runs (here, in the driver, the mesh endpoint and
-// the class scheduler, and an operation's completion handler) are
-// [[gnu::hot]]: the compiler gives them the .text.hot section, which the
-// linker lays out in one piece, so a turn runs from three or four pages of
-// code instead of a dozen. Where every io_uring_enter empties the TLB (page
+// the class scheduler) and every operation runs (completion handlers, the
+// multishot receive, send queue and provided-buffer steps) are [[gnu::hot]]:
+// the compiler gives them the .text.hot section, which the linker lays out
+// in one piece, so a busy turn runs from three pages of code, not a dozen. Where every io_uring_enter empties the TLB (page
 // table isolation without PCID), each page a turn touches is a page walk.
 // Nothing here is thread-safe except request_stop(): every other call
 // belongs to the shard's own thread.
