@@ -26,8 +26,9 @@
 // the class scheduler) and every operation runs (completion handlers, the
 // multishot receive, send queue and provided-buffer steps) are [[gnu::hot]]:
 // the compiler gives them the .text.hot section, which the linker lays out
-// in one piece, so a busy turn runs from three pages of code, not a dozen. Where every io_uring_enter empties the TLB (page
-// table isolation without PCID), each page a turn touches is a page walk.
+// in one piece, so a busy turn runs from three pages of code, not a dozen.
+// Where every io_uring_enter empties the TLB (page-table isolation without
+// PCID), each page a turn touches is a page walk.
 // Nothing here is thread-safe except request_stop(): every other call
 // belongs to the shard's own thread.
 #pragma once
