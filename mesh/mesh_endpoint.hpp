@@ -88,7 +88,7 @@ class MeshEndpoint {
   std::size_t staged_for(unsigned to) const noexcept { return outboxes_[to].staged(); }
 
   // Park protocol (see ShardSignal): false means "do not sleep, work arrived".
-  [[gnu::hot]] bool try_park() noexcept;
+  bool try_park() noexcept;
   void unpark() noexcept { own_signal_->clear_parked(); }
   bool stop_requested() const noexcept { return own_signal_->stop_requested(); }
   int wake_fd() const noexcept { return own_signal_->wake_fd(); }

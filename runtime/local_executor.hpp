@@ -190,7 +190,7 @@ class LocalExecutor {
   [[gnu::hot]] void poll_or_park();
   // Looks for work for up to idle_spin_us before the shard parks; true if some arrived.
   bool spin_for_work(std::optional<Clock::time_point> deadline) noexcept;
-  [[gnu::hot]] bool try_park() noexcept;
+  bool try_park() noexcept;
   void arm_wake_read();
   void cancel_now(internal::TaskState* t) noexcept;
   void link_live(internal::TaskState* t) noexcept {
