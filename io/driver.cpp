@@ -100,6 +100,7 @@ io_uring_sqe* Driver::sqe_after_flush() {
 }
 
 void Driver::enter(bool wait, std::optional<Clock::time_point> deadline) {
+  count_ring_progress();
   if (wait) {
     ++stats_.enters;
     ++stats_.waits;
@@ -146,7 +147,7 @@ unsigned Driver::reap() noexcept {
   const unsigned* const ktail = ring_.cq.ktail;
   const unsigned mask = ring_.cq.ring_mask;
   const io_uring_cqe* const cqes = ring_.cq.cqes;
-  const std::uint64_t completed_before = stats_.completed;
+  const unsigned head_before = IO_URING_READ_ONCE(*khead);
   bool flushed_overflow = false;
   for (;;) {
     unsigned head = IO_URING_READ_ONCE(*khead);
@@ -164,13 +165,12 @@ unsigned Driver::reap() noexcept {
       const int result = cqe.res;
       const std::uint32_t flags = cqe.flags;
       io_uring_smp_store_release(khead, head + 1);
-      ++stats_.completed;
       if (flags & IORING_CQE_F_MORE) [[unlikely]] ++more_to_come_;
       target->on_complete(target, result, flags);
       head = IO_URING_READ_ONCE(*khead);
     }
   }
-  return static_cast<unsigned>(stats_.completed - completed_before);
+  return IO_URING_READ_ONCE(*khead) - head_before;
 }
 
 void Driver::cancel_all_and_drain() noexcept {

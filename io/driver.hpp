@@ -59,7 +59,6 @@ class Driver {
       sqe = sqe_after_flush();
     }
     io_uring_sqe_set_data(sqe, c);
-    ++stats_.submitted;
     return sqe;
   }
   // An SQE whose completion nobody waits for (a cancel request, a close).
@@ -99,9 +98,12 @@ class Driver {
     return io_uring_cq_ready(&ring_) > 0 ||
            (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
   }
-  // Operations submitted or prepared whose final CQE has not been reaped.
+  // Operations submitted or prepared whose final CQE has not been reaped:
+  // SQEs taken less CQEs consumed, plus the CQEs that were not an
+  // operation's last. Both ring counters start at 0 and only grow, so their
+  // difference is right across wrap-around.
   unsigned in_flight() const noexcept {
-    return static_cast<unsigned>(stats_.submitted - (stats_.completed - more_to_come_));
+    return ring_.sq.sqe_tail - IO_URING_READ_ONCE(*ring_.cq.khead) + static_cast<unsigned>(more_to_come_);
   }
   bool has_unsubmitted() const noexcept { return io_uring_sq_ready(&ring_) > 0; }
   // SQEs prepared since the last submission (plain reads of our own ring state).
@@ -114,7 +116,12 @@ class Driver {
   bool send_zc_supported() const noexcept { return send_zc_supported_; }
   void send_zc_refused() noexcept { send_zc_supported_ = false; }
   io_uring& ring() noexcept { return ring_; }
-  const DriverStats& stats() const noexcept { return stats_; }
+  DriverStats stats() const noexcept {
+    DriverStats s = stats_;
+    s.submitted += ring_.sq.sqe_tail - counted_tail_;
+    s.completed += IO_URING_READ_ONCE(*ring_.cq.khead) - counted_head_;
+    return s;
+  }
 
  private:
   // The submission queue is full: submits it to make room (prepare's slow path).
@@ -126,6 +133,19 @@ class Driver {
   unsigned sq_limit_ = 0;  // SQEs below this tail value are known to be free
   unsigned setup_flags_ = 0;
   std::uint64_t more_to_come_ = 0;  // CQEs reaped that were not final (IORING_CQE_F_MORE)
+  // stats_.submitted and .completed are the ring's own SQ tail and CQ head,
+  // which prepare() and reap() move anyway, added up once per enter (as
+  // 64-bit counts) rather than counted per operation.
+  unsigned counted_tail_ = 0;
+  unsigned counted_head_ = 0;
+  void count_ring_progress() noexcept {
+    const unsigned tail = ring_.sq.sqe_tail;
+    const unsigned head = IO_URING_READ_ONCE(*ring_.cq.khead);
+    stats_.submitted += tail - counted_tail_;
+    stats_.completed += head - counted_head_;
+    counted_tail_ = tail;
+    counted_head_ = head;
+  }
   unsigned background_in_flight_ = 0;
   bool defer_taskrun_ = false;
   bool taskrun_flag_ = false;  // the kernel flags pending completions in the SQ ring

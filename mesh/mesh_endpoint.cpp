@@ -182,7 +182,7 @@ bool MeshEndpoint::push_staged(unsigned to) noexcept {
   return box.staged() == 0;
 }
 
-void MeshEndpoint::flush_outbound() {
+void MeshEndpoint::flush_dirty() {
   if (discarding_) return;
   std::size_t keep = 0;
   for (std::size_t i = 0; i < dirty_.size(); ++i) {
@@ -208,7 +208,7 @@ void MeshEndpoint::make_room_visible(unsigned from) noexcept {
   }
 }
 
-unsigned MeshEndpoint::drain_inbound(unsigned budget) {
+unsigned MeshEndpoint::drain_pending(unsigned budget) {
   ShardSignal& sig = *own_signal_;
   const unsigned words = sig.words();
   std::uint64_t any = 0;
@@ -216,7 +216,7 @@ unsigned MeshEndpoint::drain_inbound(unsigned budget) {
     if (std::uint64_t sent = sig.take_pending(w)) backlog_[w] |= sent;
     any |= backlog_[w];
   }
-  if (any == 0) return 0;  // the idle turn's path: a load per word
+  if (any == 0) return 0;
   // Peers are served in shard order from the one after the last served, so a
   // budget that runs out every turn still reaches each of them in turn: one
   // pass over the words from next_peer_'s, then the start of its own word.
@@ -250,12 +250,6 @@ unsigned MeshEndpoint::drain_inbound(unsigned budget) {
     w = w + 1 == words ? 0 : w + 1;
   }
   return ran;
-}
-
-bool MeshEndpoint::has_inbound_backlog() const noexcept {
-  for (std::uint64_t w : backlog_)
-    if (w != 0) return true;
-  return false;
 }
 
 bool MeshEndpoint::try_park() noexcept {

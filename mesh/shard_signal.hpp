@@ -81,8 +81,11 @@ class ShardSignal {
   }
   // A relaxed look at the pending words, for a busy loop deciding whether to
   // stop running tasks early; the park protocol uses any_pending().
+  // The first word (peers 0-63, every peer of a runtime of up to 64 shards)
+  // is read before the loop: the test every loop turn makes.
   bool maybe_pending() const noexcept {
-    for (unsigned w = 0; w < words_; ++w)
+    if (pending_[0].word.load(std::memory_order_relaxed) != 0) return true;
+    for (unsigned w = 1; w < words_; ++w)
       if (pending_[w].word.load(std::memory_order_relaxed) != 0) return true;
     return false;
   }

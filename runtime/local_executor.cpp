@@ -299,15 +299,23 @@ bool LocalExecutor::spin_for_work(std::optional<Clock::time_point> deadline) noe
 }
 
 void LocalExecutor::poll_or_park() {
-  bool idle = classes_.empty() && !endpoint_.has_inbound_backlog() && !stop_requested() &&
-              !(block_on_task_ != nullptr && block_on_task_->done());
   // MSG_RING wake-ups of parked peers prepared this turn leave with the enter
-  // below. An idle shard sends them before it spins, so the peers do not wait
-  // for the spin, and reaps its own CQEs for them, so they end neither the
-  // spin nor the park. What those completions stage for other shards (a
-  // buffer going home) goes now, not after the park (its wake-ups by eventfd,
-  // as the turn's enter has gone).
-  if (endpoint_.end_turn() && idle) {
+  // below.
+  const bool woke_peers = endpoint_.end_turn();
+  // The busy turn: SQEs were prepared (nothing they wait for can complete
+  // before the kernel has them) or tasks are ready. No park, no spin.
+  if (driver_.has_unsubmitted() || !classes_.empty()) {
+    driver_.enter(false);
+    return;
+  }
+  bool idle = !endpoint_.has_inbound_backlog() && !stop_requested() &&
+              !(block_on_task_ != nullptr && block_on_task_->done());
+  // An idle shard sends its wake-ups before it spins, so the peers do not
+  // wait for the spin, and reaps its own CQEs for them, so they end neither
+  // the spin nor the park. What those completions stage for other shards (a
+  // buffer going home) goes now, not after the park (its wake-ups by
+  // eventfd, as the turn's enter has gone).
+  if (woke_peers && idle) {
     driver_.enter(false);
     driver_.reap();
     endpoint_.flush_outbound();

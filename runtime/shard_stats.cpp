@@ -7,7 +7,7 @@ ShardStats shard_stats() {
   LocalExecutor& ex = RuntimeContext::current("shard_stats").executor();
   const ExecutorStats e = ex.stats();
   const mesh::MeshStats& m = ex.mesh().stats();
-  const io::DriverStats& d = ex.driver().stats();
+  const io::DriverStats d = ex.driver().stats();
   ShardStats s;
   s.shard = ex.shard_id();
   s.tasks_spawned = e.tasks_spawned;
