@@ -126,18 +126,9 @@ class Driver {
  private:
   // The submission queue is full: submits it to make room (prepare's slow path).
   [[gnu::noinline]] io_uring_sqe* sqe_after_flush();
-
-  static Completion ignored_;
-
-  io_uring ring_{};
-  unsigned sq_limit_ = 0;  // SQEs below this tail value are known to be free
-  unsigned setup_flags_ = 0;
-  std::uint64_t more_to_come_ = 0;  // CQEs reaped that were not final (IORING_CQE_F_MORE)
-  // stats_.submitted and .completed are the ring's own SQ tail and CQ head,
-  // which prepare() and reap() move anyway, added up once per enter (as
-  // 64-bit counts) rather than counted per operation.
-  unsigned counted_tail_ = 0;
-  unsigned counted_head_ = 0;
+  // Adds the SQEs taken and CQEs consumed since the last call to stats_:
+  // prepare() and reap() move the ring's tail and head anyway, so the 64-bit
+  // counts are brought up to date once per enter rather than per operation.
   void count_ring_progress() noexcept {
     const unsigned tail = ring_.sq.sqe_tail;
     const unsigned head = IO_URING_READ_ONCE(*ring_.cq.khead);
@@ -146,6 +137,17 @@ class Driver {
     counted_tail_ = tail;
     counted_head_ = head;
   }
+
+  static Completion ignored_;
+
+  io_uring ring_{};
+  unsigned sq_limit_ = 0;  // SQEs below this tail value are known to be free
+  unsigned setup_flags_ = 0;
+  std::uint64_t more_to_come_ = 0;  // CQEs reaped that were not final (IORING_CQE_F_MORE)
+  // stats_.submitted and .completed up to these values of the ring's own SQ
+  // tail and CQ head (see count_ring_progress).
+  unsigned counted_tail_ = 0;
+  unsigned counted_head_ = 0;
   unsigned background_in_flight_ = 0;
   bool defer_taskrun_ = false;
   bool taskrun_flag_ = false;  // the kernel flags pending completions in the SQ ring
