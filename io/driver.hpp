@@ -126,16 +126,13 @@ class Driver {
  private:
   // The submission queue is full: submits it to make room (prepare's slow path).
   [[gnu::noinline]] io_uring_sqe* sqe_after_flush();
-  // Adds the SQEs taken and CQEs consumed since the last call to stats_:
-  // prepare() and reap() move the ring's tail and head anyway, so the 64-bit
-  // counts are brought up to date once per enter rather than per operation.
+  // Brings stats_ up to the ring's tail and head: prepare() and reap() move
+  // those anyway, so the 64-bit counts are updated once per enter rather
+  // than per operation (and a 32-bit counter cannot wrap twice in between).
   void count_ring_progress() noexcept {
-    const unsigned tail = ring_.sq.sqe_tail;
-    const unsigned head = IO_URING_READ_ONCE(*ring_.cq.khead);
-    stats_.submitted += tail - counted_tail_;
-    stats_.completed += head - counted_head_;
-    counted_tail_ = tail;
-    counted_head_ = head;
+    stats_ = stats();
+    counted_tail_ = ring_.sq.sqe_tail;
+    counted_head_ = IO_URING_READ_ONCE(*ring_.cq.khead);
   }
 
   static Completion ignored_;

@@ -211,12 +211,8 @@ void MeshEndpoint::make_room_visible(unsigned from) noexcept {
 unsigned MeshEndpoint::drain_pending(unsigned budget) {
   ShardSignal& sig = *own_signal_;
   const unsigned words = sig.words();
-  std::uint64_t any = 0;
-  for (unsigned w = 0; w < words; ++w) {
+  for (unsigned w = 0; w < words; ++w)
     if (std::uint64_t sent = sig.take_pending(w)) backlog_[w] |= sent;
-    any |= backlog_[w];
-  }
-  if (any == 0) return 0;
   // Peers are served in shard order from the one after the last served, so a
   // budget that runs out every turn still reaches each of them in turn: one
   // pass over the words from next_peer_'s, then the start of its own word.

@@ -84,7 +84,7 @@ class MeshEndpoint {
   // Pushes every staged batch that fits and wakes receivers that are parked.
   // Inline, the test for nothing staged that every loop turn makes twice.
   void flush_outbound() {
-    if (!dirty_.empty()) flush_dirty();
+    if (has_staged()) flush_dirty();
   }
 
   // Cheap checks a busy loop makes between batches of ready tasks: something
