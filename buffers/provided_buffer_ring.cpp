@@ -26,7 +26,9 @@ ProvidedRingCore::ProvidedRingCore(io::Driver& driver, unsigned shard_id, const 
       owner_tag_(&veloq::internal::this_thread_tag),
       entries_(config.entries),
       buffer_bytes_(config.buffer_bytes),
-      group_id_(config.group_id) {
+      group_id_(config.group_id),
+      offer_limit_(config.hot_buffers == 0 || config.hot_buffers > config.entries ? config.entries
+                                                                                  : config.hot_buffers) {
   if (entries_ == 0 || entries_ > 32768 || (entries_ & (entries_ - 1)) != 0)
     throw std::invalid_argument("veloq: ProvidedBufferRingConfig: entries (" + std::to_string(entries_) +
                                 ") must be a power of two between 1 and 32768");
@@ -56,12 +58,38 @@ ProvidedRingCore::ProvidedRingCore(io::Driver& driver, unsigned shard_id, const 
   registered_ = true;
 
   io_uring_buf_ring_init(ring_);
-  const int mask = io_uring_buf_ring_mask(entries_);
-  for (unsigned id = 0; id < entries_; ++id)
-    io_uring_buf_ring_add(ring_, buffer(static_cast<std::uint16_t>(id)), buffer_bytes_, static_cast<unsigned short>(id),
-                          mask, static_cast<int>(id));
-  io_uring_buf_ring_advance(ring_, static_cast<int>(entries_));
-  available_ = entries_;
+  // The spares are stacked so that the lowest ids come off first: buffers
+  // next to the offered ones, on the pages already touched.
+  spares_ = std::make_unique<std::uint16_t[]>(entries_);
+  for (unsigned id = entries_; id-- > 0;) spares_[spare_count_++] = static_cast<std::uint16_t>(id);
+  offer_spares();
+}
+
+void ProvidedRingCore::offer(std::uint16_t id, int offset) noexcept {
+  io_uring_buf_ring_add(ring_, buffer(id), buffer_bytes_, id, io_uring_buf_ring_mask(entries_), offset);
+}
+
+void ProvidedRingCore::offer_spares() noexcept {
+  int added = 0;
+  while (offered_ < offer_limit_ && spare_count_ > 0) {
+    offer(spares_[--spare_count_], added++);
+    ++offered_;
+  }
+  // Only the kernel moves the head and only we move the tail; the release
+  // store in advance() publishes the entries before the new tail.
+  if (added > 0) io_uring_buf_ring_advance(ring_, added);
+}
+
+void ProvidedRingCore::note_enobufs() noexcept {
+  ++enobufs_;
+  // The kernel may post a batch's ENOBUFS before the receives that took the
+  // last buffers, so the count of buffers offered can still look healthy
+  // here. One growth per run of ENOBUFS with no buffer taken in between:
+  // the rest of the run is the same shortage.
+  if (!registered_ || spare_count_ == 0 || offer_limit_ == entries_ || taken_ == taken_at_growth_) return;
+  taken_at_growth_ = taken_;
+  offer_limit_ = offer_limit_ * 2 < entries_ ? offer_limit_ * 2 : entries_;
+  offer_spares();
 }
 
 void ProvidedRingCore::unregister() noexcept {
@@ -81,7 +109,8 @@ void ProvidedRingCore::unregister() noexcept {
   if (int rc = io_uring_unregister_buf_ring(&driver_->ring(), group_id_); rc < 0)
     log().warn("unregistering provided-buffer ring group {} failed: {}", group_id_, std::strerror(-rc));
   registered_ = false;
-  available_ = 0;
+  offered_ = 0;
+  spare_count_ = 0;
   // Receivers waiting for buffers learn that none will come.
   for (std::size_t n = hooks_.size; n > 0 && hooks_.head != nullptr; --n) {
     RefillHook* hook = hooks_.head;
@@ -98,20 +127,23 @@ void ProvidedRingCore::destroy() noexcept {
 }
 
 void ProvidedRingCore::mark_taken(std::uint16_t) noexcept {
-  if (registered_) --available_;  // a late CQE after unregister() zeroed it
+  if (registered_) --offered_;  // a late CQE after unregister() zeroed it
+  ++taken_;
   add_ref();  // held by the view (or the queue entry) until the buffer is given back
 }
 
 void ProvidedRingCore::provide(std::uint16_t id) noexcept {
   if (!registered_) return;
-  // Only the kernel moves the head and only we move the tail; the release
-  // store in advance() publishes the entry before the new tail.
-  io_uring_buf_ring_add(ring_, buffer(id), buffer_bytes_, id, io_uring_buf_ring_mask(entries_), 0);
-  io_uring_buf_ring_advance(ring_, 1);
-  ++available_;
+  if (offered_ < offer_limit_) {
+    offer(id, 0);
+    io_uring_buf_ring_advance(ring_, 1);  // see offer_spares
+    ++offered_;
+  } else {
+    spares_[spare_count_++] = id;
+  }
   // Hooks are called once each; one that re-links itself waits for the next
   // buffer, so the count bounds the loop.
-  for (std::size_t n = hooks_.size; n > 0 && hooks_.head != nullptr && available_ > 0; --n) {
+  for (std::size_t n = hooks_.size; n > 0 && hooks_.head != nullptr && available() > 0; --n) {
     RefillHook* hook = hooks_.head;
     unlink(*hook);
     hook->on_refill(hook);

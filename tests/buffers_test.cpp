@@ -39,6 +39,7 @@
 #include <cstring>
 #include <memory>
 #include <sstream>
+#include <set>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -652,6 +653,63 @@ TEST_CASE("a held provided buffer keeps the kernel from reusing it until the vie
     CHECK(ring.available() == 3);
   }(ring, server, client));
   CHECK(ring.available() == 4);
+}
+
+TEST_CASE("a ring offers the kernel only its hot buffers: one message at a time reuses the same few") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 23, .entries = 64, .buffer_bytes = 64, .hot_buffers = 4});
+  CHECK(ring.offer_limit() == 4);
+  CHECK(ring.available() == 64);
+  auto [client, server] = tcp_pair();
+  FdCloser close_client{client}, close_server{server};
+  std::set<std::uint16_t> ids;
+  ex.block_on([](int server, int client, ProvidedBufferRing& ring, std::set<std::uint16_t>& ids) -> Task<void> {
+    MultishotRecv stream(ring, server);
+    for (int i = 0; i < 200; ++i) {
+      std::string text = "message " + std::to_string(i);
+      send_all(client, text.data(), text.size());
+      std::optional<ProvidedBuffer> chunk = co_await stream.next();
+      REQUIRE(chunk.has_value());
+      CHECK(chunk->chars() == text);
+      ids.insert(chunk->id());
+    }  // each chunk is dropped, so its buffer is given back, before the next message
+  }(server, client, ring, ids));
+  // Offered all 64, the kernel would have taken each of them in turn.
+  CHECK(ids.size() <= 4);
+  CHECK(ring.enobufs_events() == 0);
+  CHECK(ring.offer_limit() == 4);
+  CHECK(ring.available() == 64);
+}
+
+TEST_CASE("receives that need more buffers than offered grow the offer; every byte arrives") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 24, .entries = 16, .buffer_bytes = 64, .hot_buffers = 2});
+  constexpr int connections = 8;
+  std::vector<std::pair<int, int>> pairs;
+  for (int i = 0; i < connections; ++i) pairs.push_back(tcp_pair());
+  ex.block_on([](std::vector<std::pair<int, int>>& pairs, ProvidedBufferRing& ring) -> Task<void> {
+    std::vector<std::unique_ptr<MultishotRecv>> streams;
+    for (auto& [client, server] : pairs) streams.push_back(std::make_unique<MultishotRecv>(ring, server));
+    // Every chunk is held until all have arrived, so eight buffers are out at
+    // once: the offer of two must double twice.
+    std::vector<ProvidedBuffer> held;
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+      std::string text = "from " + std::to_string(i);
+      send_all(pairs[i].first, text.data(), text.size());
+      std::optional<ProvidedBuffer> chunk = co_await streams[i]->next();
+      REQUIRE(chunk.has_value());
+      CHECK(chunk->chars() == text);
+      held.push_back(std::move(*chunk));
+    }
+    CHECK(ring.enobufs_events() >= 1);
+    CHECK(ring.offer_limit() == 8);
+    CHECK(ring.available() == 16 - 8);
+  }(pairs, ring));
+  for (auto& [client, server] : pairs) {
+    ::close(client);
+    ::close(server);
+  }
+  CHECK(ring.available() == 16);
 }
 
 Task<std::optional<ProvidedBuffer>> next_chunk(MultishotRecv& stream) { co_return co_await stream.next(); }

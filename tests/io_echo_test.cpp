@@ -120,6 +120,11 @@ TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with s
     REQUIRE(turns != std::string::npos);
     CHECK(std::stoull(text.substr(turns + 11)) > 0);
     CHECK(text.find("io_uring enters ", turns) < text.find('\n', turns));
+    // Four connections of one message each never needed more than the first offer.
+    auto offered = text.find("receive buffers offered ", turns);
+    REQUIRE(offered < text.find('\n', turns));
+    CHECK(std::stoul(text.substr(offered + 24)) == 64);
+    CHECK(text.find("ran dry 0 times", offered) < text.find('\n', turns));
   }
   ::close(out[0]);
 }

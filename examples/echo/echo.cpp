@@ -13,7 +13,8 @@
 // per message rather than once for the message and once for its reply.
 // Prints "listening on HOST:PORT" once every shard listens; on SIGINT or
 // SIGTERM it stops, prints per-shard counters (connections and bytes echoed,
-// and the loop's turns, io_uring enters and parks) and exits 0. On SIGUSR2 it
+// the loop's turns, io_uring enters and parks, and how many receive buffers
+// the load needed offered and how often they ran out) and exits 0. On SIGUSR2 it
 // prints every live task of every shard (name, spawn site, state).
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/buffers/send_queue.hpp>
@@ -63,6 +64,9 @@ struct Options {
 struct alignas(64) ShardCounters {
   std::uint64_t connections = 0;
   std::uint64_t bytes = 0;
+  const veloq::buffers::ProvidedBufferRing* buffers = nullptr;  // while the shard's acceptor runs
+  unsigned buffers_offered = 0;                                  // the ring's offer limit at the stop
+  std::uint64_t buffers_ran_dry = 0;                             // its ENOBUFS events
 };
 
 template <typename T>
@@ -108,7 +112,8 @@ void raise_fd_limit() noexcept {
 }
 
 // The provided buffers each shard's connections receive into: 4 MiB per
-// shard, however many connections it holds.
+// shard, however many connections it holds. The kernel is offered as many as
+// the load has needed at once (64 at first), so it keeps reusing warm ones.
 constexpr veloq::buffers::ProvidedBufferRingConfig receive_buffers{.group_id = 1, .entries = 1024, .buffer_bytes = 4096};
 
 veloq::Task<void> echo(veloq::io::TcpStream stream, veloq::buffers::ProvidedBufferRing& buffers,
@@ -130,6 +135,7 @@ veloq::Task<void> echo(veloq::io::TcpStream stream, veloq::buffers::ProvidedBuff
 veloq::Task<void> accept_connections(veloq::io::TcpListener listener, ShardCounters& counters) {
   veloq::RuntimeContext& context = veloq::RuntimeContext::current("accept_connections");
   veloq::buffers::ProvidedBufferRing buffers(context.driver(), context.shard_id(), receive_buffers);
+  counters.buffers = &buffers;
   bool failing = false;
   for (;;) {
     bool failed = false;
@@ -194,6 +200,12 @@ int main(int argc, char** argv) {
       std::printf("listening on %s\n", address.to_string().c_str());
       std::fflush(stdout);
       co_await veloq::io::wait_for_stop_signal();
+      for (unsigned shard = 0; shard < options.shards; ++shard)
+        co_await veloq::submit_to(shard, [&counters, shard] {
+          ShardCounters& c = counters[shard];
+          c.buffers_offered = c.buffers->offer_limit();
+          c.buffers_ran_dry = c.buffers->enobufs_events();
+        });
       stats = co_await veloq::collect_shard_stats();
     });
   } catch (const std::exception& e) {
@@ -204,10 +216,13 @@ int main(int argc, char** argv) {
   ShardCounters total;
   for (unsigned shard = 0; shard < options.shards; ++shard) {
     const veloq::ShardStats& s = stats[shard];  // run() returned, so every shard's stats were collected
-    std::printf("shard %u: connections %llu, bytes %llu, loop turns %llu, io_uring enters %llu, parks %llu\n", shard,
-                static_cast<unsigned long long>(counters[shard].connections),
-                static_cast<unsigned long long>(counters[shard].bytes), static_cast<unsigned long long>(s.loop_turns),
-                static_cast<unsigned long long>(s.ring_enters), static_cast<unsigned long long>(s.parks));
+    std::printf(
+        "shard %u: connections %llu, bytes %llu, loop turns %llu, io_uring enters %llu, parks %llu, "
+        "receive buffers offered %u, ran dry %llu times\n",
+        shard, static_cast<unsigned long long>(counters[shard].connections),
+        static_cast<unsigned long long>(counters[shard].bytes), static_cast<unsigned long long>(s.loop_turns),
+        static_cast<unsigned long long>(s.ring_enters), static_cast<unsigned long long>(s.parks),
+        counters[shard].buffers_offered, static_cast<unsigned long long>(counters[shard].buffers_ran_dry));
     total.connections += counters[shard].connections;
     total.bytes += counters[shard].bytes;
   }
