@@ -20,10 +20,10 @@
 //
 // Free buffers are not all offered to the kernel at once: it takes them in
 // ring order, so a large ring would have every receive land in the buffer
-// used longest ago, cold in the cache. The ring offers `hot_buffers` (the
-// ones given back last first) and doubles the offer whenever the load runs
-// it dry while others lie unused; the rest wait in a stack. A 1,024-buffer
-// ring under a 500-connection echo load settles at 128 offered.
+// used longest ago, cold in the cache. The ring offers `hot_buffers` and
+// doubles the offer whenever the load runs it dry while others lie unused;
+// the rest wait in a stack, the last given back on top. A 1,024-buffer ring
+// under a 500-connection echo load settles at 128 offered.
 //
 // A ring belongs to the shard whose driver it is registered with; create and
 // destroy it on that shard's thread, before the shard's executor ends. Views
