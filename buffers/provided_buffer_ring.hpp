@@ -62,7 +62,7 @@ struct ProvidedBufferRingConfig {
   // buffers would cycle through every one of them, each cold in the cache by
   // its turn; offered few, it keeps reusing the ones just given back. The
   // offer doubles, up to `entries`, each time a receive finds none offered
-  // while others lie unused (counted in enobufs_events()).
+  // while others lie unused (counted in enobufs_events()); it never shrinks.
   unsigned hot_buffers = 64;
 };
 
