@@ -188,10 +188,15 @@ def _echo_chart(plt, path: Path, rows: list[Row]) -> None:
         conns = (row.get("extra") or {}).get("conns")
         if row.get("suite_case") != "echo" or conns is None:
             continue
-        if row.get("veloq") is not None:
-            series.setdefault("veloq-echo (1 shard)", {})[conns] = row["veloq"]
-        if row.get("baseline") is not None:
-            series.setdefault(row["baseline_name"], {})[conns] = row["baseline"]
+        # A row's two figures are its median-ratio round; the chart shows each
+        # server's median over the rounds where the row has them.
+        extra = row.get("extra") or {}
+        ours = extra.get("veloq_median_rps", row.get("veloq"))
+        theirs = extra.get("baseline_median_rps", row.get("baseline"))
+        if ours is not None:
+            series.setdefault("veloq-echo (1 shard)", {})[conns] = ours
+        if theirs is not None:
+            series.setdefault(row["baseline_name"], {})[conns] = theirs
     fig, ax = plt.subplots(figsize=(8, 5))
     if not series:
         ax.text(0.5, 0.5, "no echo runs measured yet", ha="center", va="center")
