@@ -203,6 +203,7 @@ int main(int argc, char** argv) {
       for (unsigned shard = 0; shard < options.shards; ++shard)
         co_await veloq::submit_to(shard, [&counters, shard] {
           ShardCounters& c = counters[shard];
+          if (c.buffers == nullptr) return;  // stopped before the acceptor first ran
           c.buffers_offered = c.buffers->offer_limit();
           c.buffers_ran_dry = c.buffers->enobufs_events();
         });
