@@ -21,7 +21,7 @@ from typing import Any, Callable
 from processes import (ListeningServer, ServerFailed, free_port, pinned, read_status_kib,
                        run_command)
 from report import format_number
-from rows import Row, make_row, merge_bench_runs, missing_row
+from rows import Row, make_row, median_ratio_index, merge_bench_runs, missing_row, ratio_of
 
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
@@ -308,18 +308,11 @@ def round_pairs(rounds: list[Measured], key: str) -> list[tuple[Measured, Measur
         if r.status != "ok":
             continue
         ours, peer = r.data.get("veloq"), r.data.get(key)
-        if ours and peer and ours.status == "ok" and peer.status == "ok" and peer.value:
+        if ours and peer and ours.status == "ok" and peer.status == "ok" and ours.value and peer.value:
             pairs.append((ours, peer))
     return pairs
 
 
-def median_ratio_pair(pairs: list[tuple[Measured, Measured]]) -> tuple[Measured, Measured]:
-    """The round with the median ratio (the lower one of an even count), as the
-    micro benchmarks' rows are folded: the two runs of a round ran minutes
-    apart at most, while the VM may change speed between rounds, and separate
-    medians could pair Veloq's run in one mode with the peer's in another."""
-    order = sorted(pairs, key=lambda pair: pair[0].value / pair[1].value)
-    return order[(len(order) - 1) // 2]
 
 
 def _client_report(path: Path, stdout: str) -> dict:
@@ -359,13 +352,17 @@ def echo_plan(ctx: Context, seconds: float) -> Plan:
                                       extra={"conns": conns, "size": ECHO_SIZE})
                 else:
                     # Both figures and the client's readings come from the round
-                    # with the median ratio; each server's median over the rounds
-                    # is kept for the throughput chart.
-                    mine, theirs = median_ratio_pair(pairs)
+                    # with the median ratio, as the micro benchmarks' rows are
+                    # folded: a round's two runs ran minutes apart at most, while
+                    # the VM may change speed between rounds, and separate medians
+                    # could pair Veloq's run in one mode with the peer's in
+                    # another. Each server's median is kept for the chart.
+                    ratios = [ratio_of(a.value, b.value, True) for a, b in pairs]
+                    mine, theirs = pairs[median_ratio_index(ratios)]
                     row = make_row("echo", case, "round_trips/s", mine.value, baseline=theirs.value,
                                    runs=len(pairs), **common,
                                    extra={"conns": conns, "size": ECHO_SIZE,
-                                          "round_ratios": [round(a.value / b.value, 3) for a, b in pairs],
+                                          "round_ratios": [round(r, 3) for r in ratios],
                                           "veloq_median_rps": ours.value,
                                           "baseline_median_rps": peer.value,
                                           "veloq_p99_us": mine.data.get("p99_us"),

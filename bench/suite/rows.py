@@ -87,6 +87,13 @@ def median_or_none(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+def median_ratio_index(ratios: list[float]) -> int:
+    """The index of the median ratio (the lower one of an even count): how a
+    ratio goal picks the run it shows, both figures from that one run."""
+    order = sorted(range(len(ratios)), key=lambda i: ratios[i])
+    return order[(len(order) - 1) // 2]
+
+
 def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
                      label: str = "") -> list[Row]:
     """Fold the "results" rows of several runs of one bench binary into median rows.
@@ -118,8 +125,7 @@ def merge_bench_runs(suite_case: str, source: str, runs: list[list[Row]],
         shown = first  # the run whose extra the row carries
         goal = first.get("goal")
         if all(ratio is not None for ratio in ratios) and (not goal or "ratio" in goal_subjects(goal)):
-            order = sorted(range(len(rows)), key=lambda i: ratios[i])
-            shown = rows[order[(len(order) - 1) // 2]]
+            shown = rows[median_ratio_index(ratios)]
             veloq, baseline = _number(shown.get("veloq")), _number(shown.get("baseline"))
             run_ratios = {"run_ratios": [round(ratio, 4) for ratio in ratios]}
         else:
