@@ -143,31 +143,35 @@ class Context:
         With flag_is_new, a run that fails is taken as the binary not accepting
         `args` yet, which is a missing row rather than a failure.
         """
+        return [self.run_bench_once(name, args, tag, number, cpus, quick, flag_is_new)
+                for number in range(1, self.repeats + 1)]
+
+    def run_bench_once(self, name: str, args: list[str], tag: str, number: int,
+                       cpus: str | None = MICRO_CPUS, quick: bool | None = None,
+                       flag_is_new: bool = False) -> list[Row]:
+        """One run of bench/NAME (run `number` of its tag): its "results" rows."""
         binary = self.require(f"bench/{name}")
         quick = self.quick if quick is None else quick
         timeout = 60 if quick else 180
-        runs = []
-        for i in range(self.repeats):
-            out = self.raw / f"{tag}-{i + 1}.json"
-            out.unlink(missing_ok=True)
-            argv = [str(binary), *args, *(["--quick"] if quick else []), "--json", str(out)]
-            done = run_command(pinned(cpus, argv), timeout=timeout, log=self.logs / f"{tag}.log")
-            if not done.ok or not out.exists():
-                if done.timed_out:
-                    why = f"timed out after {timeout}s"
-                elif done.returncode != 0:
-                    why = f"exit {done.returncode}"
-                else:
-                    why = "exit 0 without writing --json"
-                if flag_is_new:
-                    raise Missing(f"missing: {name} does not take {' '.join(args)} ({why})")
-                raise Failed(f"{name}: {why}, see logs/{tag}.log")
-            try:
-                rows = json.loads(out.read_text())["results"]
-            except (ValueError, KeyError, TypeError) as error:
-                raise Failed(f"{name}: bad JSON in {out.name}: {error}") from error
-            runs.append([r for r in rows if isinstance(r, dict)])
-        return runs
+        out = self.raw / f"{tag}-{number}.json"
+        out.unlink(missing_ok=True)
+        argv = [str(binary), *args, *(["--quick"] if quick else []), "--json", str(out)]
+        done = run_command(pinned(cpus, argv), timeout=timeout, log=self.logs / f"{tag}.log")
+        if not done.ok or not out.exists():
+            if done.timed_out:
+                why = f"timed out after {timeout}s"
+            elif done.returncode != 0:
+                why = f"exit {done.returncode}"
+            else:
+                why = "exit 0 without writing --json"
+            if flag_is_new:
+                raise Missing(f"missing: {name} does not take {' '.join(args)} ({why})")
+            raise Failed(f"{name}: {why}, see logs/{tag}.log")
+        try:
+            rows = json.loads(out.read_text())["results"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise Failed(f"{name}: bad JSON in {out.name}: {error}") from error
+        return [r for r in rows if isinstance(r, dict)]
 
 
 def guarded(run: Callable[[], Measured]) -> Callable[[], Measured]:
@@ -404,70 +408,90 @@ def odirect_plan(ctx: Context, seconds: float) -> Plan:
             raise Failed("fio could not lay out the 1 GiB file, see logs/odirect-prepare.log")
         return Measured(time.monotonic() - started, "s to lay out 1 GiB")
 
-    def fio() -> Measured:
-        if "file" not in workspace:
-            raise Missing("missing: no data file")
-        per_run, p99 = [], []
-        for i in range(ctx.repeats):
-            out = ctx.raw / f"odirect-fio-{i + 1}.json"
-            done = run_command([
-                "fio", "--name=randread", f"--filename={workspace['file']}", "--ioengine=io_uring",
-                "--direct=1", "--rw=randread", "--bs=4k", "--iodepth=32", "--size=1G",
-                f"--runtime={seconds:g}", "--time_based", "--numjobs=1", "--cpus_allowed=0",
-                "--output-format=json", f"--output={out}"],
-                timeout=seconds + 120, log=ctx.logs / "odirect-fio.log")
-            if not done.ok:
-                raise Failed("fio failed, see logs/odirect-fio.log")
-            try:
-                job = json.loads(out.read_text())["jobs"][0]["read"]
-            except (OSError, ValueError, KeyError, IndexError) as error:
-                raise Failed(f"fio JSON: {error}") from error
-            per_run.append(float(job["iops"]))
-            percentiles = job.get("clat_ns", {}).get("percentile", {})
-            if "99.000000" in percentiles:
-                p99.append(percentiles["99.000000"] / 1000.0)
-        return Measured(statistics.median(per_run), "IOPS",
-                        data={"runs": per_run, "p99_us": statistics.median(p99) if p99 else None})
+    def fio(number: int) -> Measured:
+        out = ctx.raw / f"odirect-fio-{number}.json"
+        done = run_command([
+            "fio", "--name=randread", f"--filename={workspace['file']}", "--ioengine=io_uring",
+            "--direct=1", "--rw=randread", "--bs=4k", "--iodepth=32", "--size=1G",
+            f"--runtime={seconds:g}", "--time_based", "--numjobs=1", "--cpus_allowed=0",
+            "--output-format=json", f"--output={out}"],
+            timeout=seconds + 120, log=ctx.logs / "odirect-fio.log")
+        if not done.ok:
+            raise Failed("fio failed, see logs/odirect-fio.log")
+        try:
+            job = json.loads(out.read_text())["jobs"][0]["read"]
+        except (OSError, ValueError, KeyError, IndexError) as error:
+            raise Failed(f"fio JSON: {error}") from error
+        p99 = job.get("clat_ns", {}).get("percentile", {}).get("99.000000")
+        return Measured(float(job["iops"]), "IOPS",
+                        data={"p99_us": p99 / 1000.0 if p99 is not None else None})
 
-    def veloq() -> Measured:
-        if "file" not in workspace:
-            raise Missing("missing: no data file")
-        runs = ctx.run_bench("veloq-bench-odirect", ["--file", str(workspace["file"])],
-                             "odirect-veloq", cpus=SERVER_CPU)
-        merged = merge_bench_runs("odirect", "veloq-bench-odirect", runs)
-        figure = _iops_row(merged)
+    def veloq(number: int) -> Measured:
+        # One run of each side (Veloq, then its in-binary raw liburing loop) per round.
+        rows = ctx.run_bench_once("veloq-bench-odirect",
+                                  ["--file", str(workspace["file"]), "--runs", "1",
+                                   "--seconds", f"{seconds:g}"],
+                                  "odirect-veloq", number, cpus=SERVER_CPU)
+        figure = _iops_row(rows)
         if figure is None:
             raise Failed("veloq-bench-odirect wrote no IOPS row")
-        return Measured(figure["veloq"], "IOPS", data={"rows": merged, "figure": figure})
+        return Measured(figure["veloq"], "IOPS", data={"rows": rows, "figure": figure})
+
+    def odirect_round(number: int) -> Measured:
+        """fio and veloq-bench-odirect once each, the order swapped every round, so
+        both readers of a round meet the same VM speed mode (as echo's rounds do)."""
+        if number > ctx.repeats:
+            return Measured(status="skipped", note="skipped: past the time budget")
+        if "file" not in workspace:
+            raise Missing("missing: no data file")
+        sides = [("fio", fio), ("veloq", veloq)]
+        if number % 2 == 0:
+            sides.reverse()
+        runs = {key: guarded(lambda run=run: run(number))() for key, run in sides}
+        text = ", ".join(f"{key} {m.progress()}" for key, m in runs.items())
+        return Measured(status="ok", data=runs, text=text)
 
     def finish(results: dict[Any, Measured]) -> list[Row]:
-        ours, theirs = results["veloq"], results["fio"]
         case = "odirect 4k randread qd32 vs fio"
         common = dict(metric="IOPS", baseline_name="fio io_uring", goal=FIO_GOAL,
                       source="veloq-bench-odirect")
+        per_round = [results[("round", n)] for n in range(1, rounds + 1)]
+        done = [r.data for r in per_round if r.status == "ok"]
+        pairs = [(r["veloq"], r["fio"]) for r in done
+                 if r["veloq"].status == "ok" and r["fio"].status == "ok"
+                 and r["veloq"].value and r["fio"].value]
         rows = []
-        for measured in (results["prepare"], ours, theirs):
-            if measured.status != "ok":
-                rows.append(missing_row("odirect", case, measured.note, status=measured.status,
-                                        **common))
-                break
+        if results["prepare"].status != "ok":
+            rows.append(missing_row("odirect", case, results["prepare"].note,
+                                    status=results["prepare"].status, **common))
+        elif not pairs:
+            runs = [m for r in done for m in r.values() if m.status != "ok"]
+            why = runs[0] if runs else next((r for r in per_round if r.status != "ok"),
+                                            Measured(status="failed", note="not run"))
+            rows.append(missing_row("odirect", case, why.note, status=why.status, **common))
         else:
+            # The round with the median ratio gives both figures, as echo's rows do.
+            ratios = [ratio_of(ours.value, theirs.value, True) for ours, theirs in pairs]
+            ours, theirs = pairs[median_ratio_index(ratios)]
             rows.append(make_row("odirect", case, veloq=ours.value, baseline=theirs.value,
-                                 runs=ctx.repeats, **common,
+                                 runs=len(pairs), **common,
                                  extra={"veloq_row": ours.data["figure"]["case"],
+                                        "round_ratios": [round(r, 3) for r in ratios],
                                         "fio_p99_us": theirs.data["p99_us"]}))
-        if ours.status == "ok":
-            rows.extend(r for r in ours.data["rows"] if r is not ours.data["figure"]
-                        or r.get("baseline") is not None)
+        bench_runs = [r["veloq"].data["rows"] for r in done if r["veloq"].status == "ok"]
+        if bench_runs:
+            rows.extend(merge_bench_runs("odirect", "veloq-bench-odirect", bench_runs))
         return rows
 
     def cleanup() -> None:
         if "dir" in workspace:
             shutil.rmtree(workspace["dir"], ignore_errors=True)
 
+    rounds = ctx.repeats
     steps = [Step("prepare", "odirect lay out 1 GiB file", guarded(prepare)),
-             Step("fio", "odirect fio 4k randread qd32", guarded(fio)),
-             Step("veloq", "odirect veloq-bench-odirect same file", guarded(veloq))]
+             *(Step(("round", n), f"odirect fio and veloq-bench-odirect, round {n} of {rounds}",
+                    guarded(lambda n=n: odirect_round(n)))
+               for n in range(1, rounds + 1))]
     return Plan(steps, finish, cleanup)
 
 

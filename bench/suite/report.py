@@ -102,6 +102,7 @@ def write_report(out: Path, meta: dict, rows: list[Row]) -> None:
         summary_line(rows),
         "",
         *client_cpu_lines(rows),
+        *round_lines(rows),
         "![ratio per case](ratio_per_case.png)",
         "",
         "![echo throughput vs connections](echo_throughput_vs_conns.png)",
@@ -129,6 +130,19 @@ def client_cpu_lines(rows: list[Row]) -> list[str]:
         lines = ["Echo load client CPU (a client near 100% caps every server at the same rate), its loop turns "
                  "per round trip (fewer when replies come in larger batches), and the ratio within each round "
                  "(rounds far apart mean the VM changed speed between runs):", ""] + lines + [""]
+    return lines
+
+
+def round_lines(rows: list[Row]) -> list[str]:
+    """The ratio within each round of rows measured in rounds that the echo lines above leave out."""
+    lines = []
+    for row in rows:
+        extra = row.get("extra") or {}
+        rounds = extra.get("round_ratios") or []
+        if rounds and not isinstance(extra.get("veloq_client_cpu_percent"), (int, float)):
+            lines.append(f"- {row['case']}: ratio within each round {', '.join(f'{r:.2f}' for r in rounds)}")
+    if lines:
+        lines = ["Rounds (rounds far apart mean the VM changed speed between them):", ""] + lines + [""]
     return lines
 
 
