@@ -220,6 +220,16 @@ def micro_case(name: str, binary: str) -> Callable[["Context", float], Plan]:
 
 ECHO_CONNS = [1, 50, 500]
 ECHO_SIZE = 64
+# Rounds of a full run. The VM can change speed inside a round and move that
+# round's ratios far (seen: 0.54 between rounds of 1.07 and 0.98); the median
+# of five short rounds stands two such rounds, where that of three stands one.
+ECHO_ROUNDS = 5
+
+
+def echo_rounds(ctx: Context) -> int:
+    """Rounds to run: at least ECHO_ROUNDS, except when one run per measurement was asked for
+    (--quick, --repeats 1, or past the time budget)."""
+    return max(ctx.repeats, ECHO_ROUNDS) if ctx.repeats > 1 else 1
 
 
 @dataclass
@@ -273,7 +283,7 @@ def echo_round(ctx: Context, conns: int, seconds: float, number: int) -> Measure
     starting with the next server. The VM switches between fast and slow modes for
     minutes at a time; runs of all servers close together in time meet the same
     mode, where a server's runs taken all in a row could meet another one."""
-    if number > ctx.repeats:
+    if number > echo_rounds(ctx):
         return Measured(status="skipped", note="skipped: past the time budget")
     shift = (number - 1) % len(ECHO_SERVERS)
     runs = {}
@@ -329,7 +339,7 @@ def _client_report(path: Path, stdout: str) -> dict:
 
 
 def echo_plan(ctx: Context, seconds: float) -> Plan:
-    rounds = ctx.repeats
+    rounds = echo_rounds(ctx)
     steps = [Step((conns, number), f"echo {conns} conns, round {number} of {rounds}",
                   lambda c=conns, n=number: echo_round(ctx, c, seconds, n))
              for conns in ECHO_CONNS for number in range(1, rounds + 1)]
@@ -671,7 +681,7 @@ CASES: list[Case] = [
     *(Case(name, f"micro: {what} ({binary})", micro_case(name, binary), 0, 0, ("micro",))
       for name, binary, what in MICRO),
     Case("echo", "64-byte TCP echo at 1/50/500 conns: veloq-echo (1 shard, CPU 0) vs raw liburing, "
-         "epoll and tokio; load client on CPU 1", echo_plan, 5, 1),
+         "epoll and tokio; load client on CPU 1", echo_plan, 3, 1),
     Case("odirect", "4 KiB O_DIRECT random reads at QD 32 on a 1 GiB file: "
          "veloq-bench-odirect vs fio (io_uring engine)", odirect_plan, 10, 3, ("odirect-fio",)),
     Case("scaling", "spawn and mesh at 1 and 2 shards; idle poll cost at 2..64 shards "
