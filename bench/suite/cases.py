@@ -1,8 +1,8 @@
 """The suite's cases: what each one measures, and the registry `--case` and `--list` read.
 
-A case turns into a Plan: a list of Steps (each printed as one progress line,
-each repeated `ctx.repeats` times with the median kept) and a `finish` that
-turns the steps' measurements into report rows. Planning has no side effects,
+A case turns into a Plan: a list of Steps (each printed as one progress line:
+a benchmark binary run `ctx.repeats` times, or one round of every server or
+reader) and a `finish` that turns the steps' measurements into report rows. Planning has no side effects,
 so the suite can count every step before running the first one.
 """
 
@@ -316,7 +316,7 @@ def echo_median(rounds: list[Measured], key: str) -> Measured:
 
 
 def round_pairs(rounds: list[Measured], key: str) -> list[tuple[Measured, Measured]]:
-    """(Veloq's run, `key`'s run) of each round where both ran."""
+    """(Veloq's run, `key`'s run) of each round where both ran (echo's and odirect's rounds)."""
     pairs = []
     for r in rounds:
         if r.status != "ok":
@@ -467,9 +467,7 @@ def odirect_plan(ctx: Context, seconds: float) -> Plan:
                       source="veloq-bench-odirect")
         per_round = [results[("round", n)] for n in range(1, rounds + 1)]
         done = [r.data for r in per_round if r.status == "ok"]
-        pairs = [(r["veloq"], r["fio"]) for r in done
-                 if r["veloq"].status == "ok" and r["fio"].status == "ok"
-                 and r["veloq"].value and r["fio"].value]
+        pairs = round_pairs(per_round, "fio")
         rows = []
         if results["prepare"].status != "ok":
             rows.append(missing_row("odirect", case, results["prepare"].note,
