@@ -121,7 +121,7 @@ def client_cpu_lines(rows: list[Row]) -> list[str]:
         ours, theirs = extra.get("veloq_client_cpu_percent"), extra.get("baseline_client_cpu_percent")
         if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
             rounds = extra.get("round_ratios") or []
-            within = f"; ratio within each round {', '.join(f'{r:.2f}' for r in rounds)}" if rounds else ""
+            within = f"; {within_rounds(rounds)}" if rounds else ""
             lines.append(f"- {row['case']}: load client's core busy {ours:.0f}%"
                          f"{turns_note(extra.get('veloq_client_turns_per_rt'))} against Veloq, "
                          f"{theirs:.0f}%{turns_note(extra.get('baseline_client_turns_per_rt'))} against "
@@ -140,10 +140,15 @@ def round_lines(rows: list[Row]) -> list[str]:
         extra = row.get("extra") or {}
         rounds = extra.get("round_ratios") or []
         if rounds and not isinstance(extra.get("veloq_client_cpu_percent"), (int, float)):
-            lines.append(f"- {row['case']}: ratio within each round {', '.join(f'{r:.2f}' for r in rounds)}")
+            lines.append(f"- {row['case']}: {within_rounds(rounds)}")
     if lines:
         lines = ["Rounds (rounds far apart mean the VM changed speed between them):", ""] + lines + [""]
     return lines
+
+
+def within_rounds(ratios: list[float]) -> str:
+    """'ratio within each round 1.07, 0.98, 0.54'."""
+    return "ratio within each round " + ", ".join(f"{r:.2f}" for r in ratios)
 
 
 def turns_note(value) -> str:
