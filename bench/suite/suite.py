@@ -39,8 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="run only this case (repeatable, or comma-separated); see --list")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="output directory (default results/<UTC timestamp>/, "
-                             "linked from results/latest)")
+                        help="output directory (default results/<UTC timestamp>/; "
+                             "results/latest links to the newest run under results/)")
     parser.add_argument("--no-install", action="store_true",
                         help="do not apt-get install missing packages (handled by run-suite)")
     parser.add_argument("--repeats", type=int, metavar="N",
@@ -109,14 +109,16 @@ def user_arguments(argv: list[str]) -> list[str]:
 
 
 def link_latest(repo: Path, out: Path) -> None:
-    """results/latest points at the newest run (relative when the run is under results/)."""
+    """results/latest points at the newest run under results/; a run written
+    elsewhere (--out /tmp/x) leaves it pointing at the last one there."""
     results = repo / "results"
-    results.mkdir(exist_ok=True)
+    if out.resolve().parent != results.resolve():
+        return
     latest = results / "latest"
     if latest.exists() and not latest.is_symlink():
         print(f"note: {latest} is not a symlink; left as it is")
         return
-    target = os.path.relpath(out, results) if out.parent == results else str(out)
+    target = os.path.relpath(out.resolve(), results.resolve())
     temporary = results / f".latest-{os.getpid()}"
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(target)
