@@ -2,8 +2,9 @@
 
 A case turns into a Plan: a list of Steps (each printed as one progress line:
 a benchmark binary run `ctx.repeats` times, or one round of every server or
-reader) and a `finish` that turns the steps' measurements into report rows. Planning has no side effects,
-so the suite can count every step before running the first one.
+reader) and a `finish` that turns the steps' measurements into report rows.
+Planning has no side effects, so the suite can count every step before
+running the first one.
 """
 
 from __future__ import annotations
@@ -278,20 +279,24 @@ def echo_run(ctx: Context, server: EchoServer, conns: int, seconds: float, tag: 
                           "client_turns_per_rt": report.get("turns_per_round_trip")})
 
 
-def echo_round(ctx: Context, conns: int, seconds: float, number: int) -> Measured:
-    """Round `number` (from 1): one run of every server, back to back, each round
-    starting with the next server. The VM switches between fast and slow modes for
-    minutes at a time; runs of all servers close together in time meet the same
-    mode, where a server's runs taken all in a row could meet another one."""
-    if number > echo_rounds(ctx):
-        return Measured(status="skipped", note="skipped: past the time budget")
-    shift = (number - 1) % len(ECHO_SERVERS)
-    runs = {}
-    for server in ECHO_SERVERS[shift:] + ECHO_SERVERS[:shift]:
-        tag = f"echo-{server.key}-{conns}c"
-        runs[server.key] = guarded(lambda s=server, t=tag: echo_run(ctx, s, conns, seconds, t, number))()
+def run_round(number: int, sides: list[tuple[str, Callable[[], Measured]]]) -> Measured:
+    """Round `number` (from 1): one run of every side, back to back, each round
+    starting with the next side. The VM switches between fast and slow modes for
+    minutes at a time; runs of all sides close together in time meet the same
+    mode, where a side's runs taken all in a row could meet another one."""
+    shift = (number - 1) % len(sides)
+    runs = {key: guarded(run)() for key, run in sides[shift:] + sides[:shift]}
     text = ", ".join(f"{key} {m.progress()}" for key, m in runs.items())
     return Measured(status="ok", data=runs, text=text)
+
+
+def echo_round(ctx: Context, conns: int, seconds: float, number: int) -> Measured:
+    """Round `number` of every echo server at `conns` connections."""
+    if number > echo_rounds(ctx):
+        return Measured(status="skipped", note="skipped: past the time budget")
+    return run_round(number, [
+        (server.key, lambda s=server: echo_run(ctx, s, conns, seconds, f"echo-{s.key}-{conns}c", number))
+        for server in ECHO_SERVERS])
 
 
 def echo_median(rounds: list[Measured], key: str) -> Measured:
@@ -325,6 +330,18 @@ def round_pairs(rounds: list[Measured], key: str) -> list[tuple[Measured, Measur
         if ours and peer and ours.status == "ok" and peer.status == "ok" and ours.value and peer.value:
             pairs.append((ours, peer))
     return pairs
+
+
+def median_round(pairs: list[tuple[Measured, Measured]]) -> tuple[Measured, Measured, list[float]]:
+    """The pair of the round with the median ratio (Veloq over the peer), and every round's ratio.
+
+    A row shows both figures of that one round, as the micro benchmarks' rows
+    are folded: a round's runs are close in time, while the VM may change speed
+    between rounds, and separate medians could pair Veloq's run in one mode
+    with the peer's in another."""
+    ratios = [ratio_of(ours.value, theirs.value, True) for ours, theirs in pairs]
+    ours, theirs = pairs[median_ratio_index(ratios)]
+    return ours, theirs, ratios
 
 
 
@@ -365,14 +382,9 @@ def echo_plan(ctx: Context, seconds: float) -> Plan:
                                       baseline=peer.value if peer.status == "ok" else None,
                                       extra={"conns": conns, "size": ECHO_SIZE})
                 else:
-                    # Both figures and the client's readings come from the round
-                    # with the median ratio, as the micro benchmarks' rows are
-                    # folded: a round's two runs ran minutes apart at most, while
-                    # the VM may change speed between rounds, and separate medians
-                    # could pair Veloq's run in one mode with the peer's in
-                    # another. Each server's median is kept for the chart.
-                    ratios = [ratio_of(a.value, b.value, True) for a, b in pairs]
-                    mine, theirs = pairs[median_ratio_index(ratios)]
+                    # The client's readings come from the same round as the
+                    # figures; each server's median is kept for the chart.
+                    mine, theirs, ratios = median_round(pairs)
                     row = make_row("echo", case, "round_trips/s", mine.value, baseline=theirs.value,
                                    runs=len(pairs), **common,
                                    extra={"conns": conns, "size": ECHO_SIZE,
@@ -454,12 +466,7 @@ def odirect_plan(ctx: Context, seconds: float) -> Plan:
             return Measured(status="skipped", note="skipped: past the time budget")
         if "file" not in workspace:
             raise Missing("missing: no data file")
-        sides = [("fio", fio), ("veloq", veloq)]
-        if number % 2 == 0:
-            sides.reverse()
-        runs = {key: guarded(lambda run=run: run(number))() for key, run in sides}
-        text = ", ".join(f"{key} {m.progress()}" for key, m in runs.items())
-        return Measured(status="ok", data=runs, text=text)
+        return run_round(number, [("fio", lambda: fio(number)), ("veloq", lambda: veloq(number))])
 
     def finish(results: dict[Any, Measured]) -> list[Row]:
         case = "odirect 4k randread qd32 vs fio"
@@ -478,9 +485,7 @@ def odirect_plan(ctx: Context, seconds: float) -> Plan:
                                             Measured(status="failed", note="not run"))
             rows.append(missing_row("odirect", case, why.note, status=why.status, **common))
         else:
-            # The round with the median ratio gives both figures, as echo's rows do.
-            ratios = [ratio_of(ours.value, theirs.value, True) for ours, theirs in pairs]
-            ours, theirs = pairs[median_ratio_index(ratios)]
+            ours, theirs, ratios = median_round(pairs)
             rows.append(make_row("odirect", case, veloq=ours.value, baseline=theirs.value,
                                  runs=len(pairs), **common,
                                  extra={"veloq_row": ours.data["figure"]["case"],
