@@ -219,13 +219,16 @@ unsigned LocalExecutor::run_class(internal::ClassScheduler::Entry& cls, unsigned
   unsigned ran = 0;
   unsigned cancelled = 0;
   unsigned until_mesh_check = mesh_check_interval;
+  unsigned mesh_checks = 0;
   while (ran < budget) {
     // Every few tasks, end early if the mesh has something to send or to
     // receive, so tasks that keep yielding do not hold messages back for a
-    // whole budget.
+    // whole budget; every fourth time, also once the turn has used its
+    // quota by the shard's own clock.
     if (--until_mesh_check == 0) {
       until_mesh_check = mesh_check_interval;
       if (endpoint_.has_staged() || endpoint_.inbound_waiting()) break;
+      if ((++mesh_checks & 3) == 0 && heartbeat_.quota_elapsed()) break;
     }
     internal::TaskState* t = queue.pop_front();
     if (t == nullptr) break;

@@ -5,8 +5,8 @@
 // maybe_yield()` in such a loop: it yields (as yield() does) only once the
 // current loop turn has used its time quota (ShardConfig::task_quota, 500 us
 // by default), and otherwise continues at once without suspending. The check
-// is an ordinary load of a flag the runtime's watchdog raises; a standalone
-// executor without a watchdog reads the clock itself on every 32nd call.
+// is an ordinary load of the shard's "quota expired" flag, and on every 32nd
+// call a read of the shard's own clock.
 //
 //   for (auto& row : table) {
 //     score(row);

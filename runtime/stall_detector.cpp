@@ -129,12 +129,12 @@ void StallDetector::State::run() {
   slow_tick = std::max(slow_tick, tick);
   // While the busy shards are in a new turn at every tick, their turns are
   // short and each tick preempts a shard that shares the watchdog's CPU for
-  // nothing: the ticks space out, doubling up to 4 ticks apart. A turn still
-  // running at the next tick brings them back to one tick. So the ticks
-  // cost a quarter as many wake-ups under load, and a long turn that starts
-  // meanwhile is seen at most 4 ticks late; maybe_yield() reads the shard's
-  // own clock and does not wait for the watchdog.
-  const std::chrono::nanoseconds busy_tick_max = std::min(4 * tick, slow_tick);
+  // nothing: the ticks space out, doubling up to the slow tick. A turn still
+  // running at the next tick brings them back to one tick. A long turn that
+  // starts meanwhile is seen at most one slow tick late, so a stall is still
+  // reported within twice the threshold; the quota does not wait for the
+  // watchdog (the shards read their own clock for it).
+  const std::chrono::nanoseconds busy_tick_max = slow_tick;
   std::chrono::nanoseconds next = tick;
   std::unique_lock lock(mutex);
   while (!wake.wait_for(lock, next, [this] { return stopping; })) {

@@ -16,9 +16,14 @@
 // previous threshold, and one shard is reported at most once per
 // `min_report_interval`.
 //
-// The same watchdog raises each shard's "quota expired" flag once a turn has
-// run longer than the shard's task quota; maybe_yield() and the executor's
-// task batch read that flag (an ordinary load, no system call).
+// The shards time their own task quota: the task batch reads the shard's
+// clock every 16 tasks and maybe_yield() every 32nd call, and both raise the
+// "quota expired" flag, which they and the batch read after every task (an
+// ordinary load). The watchdog raises that flag too when it sees a turn run
+// past the quota, but it need not tick at the quota's pace for that: while
+// every turn is short, its ticks space out to the stall threshold, so a busy
+// shard is preempted by it a few dozen times a second rather than
+// thousands.
 //
 //   veloq::RuntimeConfig config;
 //   config.stall.threshold = std::chrono::milliseconds(10);
@@ -91,12 +96,17 @@ struct ShardHeartbeat {
     turn.store(turn.load(std::memory_order_relaxed) | 1, std::memory_order_relaxed);
   }
 
-  // True once the current turn has used its quota. Besides the watchdog's
-  // flag (a standalone executor has no watchdog), every 32nd call reads the
-  // shard's clock itself.
+  // True once the current turn has used its quota: the flag, or every 32nd
+  // call the shard's own clock (the watchdog may be ticking slowly or absent).
   bool quota_used() noexcept {
     if (quota_expired.load(std::memory_order_relaxed)) return true;
-    if (quota_ns == 0 || (++quota_checks & 31) != 0) return false;
+    if ((++quota_checks & 31) != 0) return false;
+    return quota_elapsed();
+  }
+  // Reads the shard's clock; true, with the flag raised, once the turn has
+  // run for its quota.
+  bool quota_elapsed() noexcept {
+    if (quota_ns == 0) return false;
     std::uint64_t now = clock.now();  // clamped: a thread that moved may read less
     if (now <= turn_started || static_cast<std::int64_t>(clock.to_ns(now - turn_started)) < quota_ns) return false;
     quota_expired.store(true, std::memory_order_relaxed);

@@ -13,6 +13,7 @@
 #include <veloq/runtime/task_scope.hpp>
 #include <veloq/runtime/yield.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -514,7 +515,7 @@ TEST_CASE("the watchdog raises a busy turn's quota flag by itself, and the next 
   CHECK(raised);
   CHECK(lowered);
   CHECK(spun >= 1ms);   // not before the quota (2 ms, of which the turn had used little)
-  CHECK(spun < 500ms);  // generous: a tick is at most the quota
+  CHECK(spun < 500ms);  // generous: the watchdog's slowest tick is 64 quotas
 }
 
 TEST_CASE("without a watchdog, maybe_yield counts the quota from the start of the loop turn") {
@@ -546,6 +547,35 @@ TEST_CASE("without a watchdog, maybe_yield counts the quota from the start of th
   }());
   MESSAGE("b yielded after " << b_ran.count() / 1000 << " us");
   CHECK(b_ran < 15ms);
+}
+
+TEST_CASE("without a watchdog, a turn of short tasks ends at the quota by the shard's own clock") {
+  // 64 ready tasks of 100 us each would all run in one turn (the budget is
+  // 256); with a 2 ms quota the turn must end after a little more than 2 ms
+  // of them. The task loop reads the clock every 16 tasks: it stops after 16
+  // at the earliest (when preemption stretched them past the quota), after
+  // 32 when nothing interferes.
+  ShardConfig config;
+  config.task_quota = 2ms;
+  LocalExecutor ex(config);
+  std::vector<std::uint64_t> turn_of_task;
+  ex.block_on([&]() -> Task<void> {
+    auto work = [&]() -> Task<void> {
+      turn_of_task.push_back(RuntimeContext::current().executor().stats().loop_turns);
+      auto until = Clock::now() + 100us;
+      while (Clock::now() < until) {
+      }
+      co_return;
+    };
+    std::vector<JoinHandle<void>> tasks;
+    for (int i = 0; i < 64; ++i) tasks.push_back(spawn(work()));
+    for (auto& t : tasks) co_await t;
+  }());
+  REQUIRE(turn_of_task.size() == 64);
+  auto in_first_turn = std::count(turn_of_task.begin(), turn_of_task.end(), turn_of_task.front());
+  MESSAGE(in_first_turn << " of 64 tasks ran in the first turn");
+  CHECK(in_first_turn >= 16);
+  CHECK(in_first_turn < 64);
 }
 
 TEST_CASE("a long loop with maybe_yield on shard 1 does not hold up a ping from shard 0") {
