@@ -131,9 +131,11 @@ void StallDetector::State::run() {
   // short and each tick preempts a shard that shares the watchdog's CPU for
   // nothing: the ticks space out, doubling up to the slow tick. A turn still
   // running at the next tick brings them back to one tick. A long turn that
-  // starts meanwhile is seen at most one slow tick late, so a stall is still
-  // reported within twice the threshold; the quota does not wait for the
-  // watchdog (the shards read their own clock for it).
+  // starts meanwhile is first seen at most one slow tick late, as while every
+  // shard sleeps, and is timed from there: a stall is reported within about
+  // twice the threshold, and its length may read short by up to a slow tick.
+  // The quota does not wait for the watchdog (the shards read their own
+  // clock for it).
   const std::chrono::nanoseconds busy_tick_max = slow_tick;
   std::chrono::nanoseconds next = tick;
   std::unique_lock lock(mutex);

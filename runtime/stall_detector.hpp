@@ -21,9 +21,8 @@
 // "quota expired" flag, which they and the batch read after every task (an
 // ordinary load). The watchdog raises that flag too when it sees a turn run
 // past the quota, but it need not tick at the quota's pace for that: while
-// every turn is short, its ticks space out to the stall threshold, so a busy
-// shard is preempted by it a few dozen times a second rather than
-// thousands.
+// every turn is short, its ticks space out to the stall threshold, so with
+// the defaults it preempts a busy shard about 40 times a second, not 500.
 //
 //   veloq::RuntimeConfig config;
 //   config.stall.threshold = std::chrono::milliseconds(10);
