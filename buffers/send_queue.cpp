@@ -7,10 +7,20 @@
 #include <veloq/runtime/runtime_context.hpp>
 
 #include <cerrno>
+#include <stdexcept>
 #include <string>
 #include <utility>
+#include <variant>
 
 namespace veloq::buffers {
+
+// One pushed chunk: the buffer that owns its bytes until they are sent, and
+// where those bytes are (a handle's memory does not move with the handle).
+struct SendQueue::Outgoing {
+  std::variant<ProvidedBuffer, Buffer> owner;
+  const std::byte* data = nullptr;
+  std::size_t size = 0;
+};
 
 // The queue's record: the chunks not yet sent and the io_uring completion
 // target of the one send in flight. It lives apart from the queue because the
@@ -24,7 +34,7 @@ struct SendQueue::Record : io::Completion {
   io::Driver* driver;
   int fd;
   // The front chunk is the one being sent, `sent` bytes of it already gone.
-  internal::CircularQueue<ProvidedBuffer> chunks;
+  internal::CircularQueue<Outgoing> chunks;
   std::size_t sent = 0;
   bool in_flight = false;
   bool abandoned = false;  // the queue is gone; free the record at the final CQE
@@ -33,7 +43,7 @@ struct SendQueue::Record : io::Completion {
   veloq::internal::WaitList* drain_waiters;  // the queue's, while it lives
 
   void drop_front() noexcept {
-    chunks.pop_front();  // the buffer goes back to its ring
+    chunks.pop_front();  // the buffer goes back to its ring or pool
     sent = 0;
   }
   void drop_all() noexcept {
@@ -43,8 +53,8 @@ struct SendQueue::Record : io::Completion {
   // Submits the rest of the front chunk; throws when the submission queue stays full.
   void send_front() {
     io_uring_sqe* sqe = driver->prepare(this);
-    ProvidedBuffer& chunk = chunks.front();
-    io_uring_prep_send(sqe, fd, chunk.data() + sent, static_cast<unsigned>(chunk.size() - sent), MSG_NOSIGNAL);
+    const Outgoing& chunk = chunks.front();
+    io_uring_prep_send(sqe, fd, chunk.data + sent, static_cast<unsigned>(chunk.size - sent), MSG_NOSIGNAL);
     in_flight = true;
     ++sends;
   }
@@ -81,7 +91,7 @@ struct SendQueue::Record : io::Completion {
       r->fail(-result);
     } else {
       r->sent += static_cast<std::size_t>(result);
-      if (r->sent >= r->chunks.front().size()) r->drop_front();
+      if (r->sent >= r->chunks.front().size) r->drop_front();
       if (!r->chunks.empty()) r->send_front_or_fail();
     }
     r->wake_if_drained();
@@ -113,12 +123,23 @@ SendQueue::~SendQueue() {
 }
 
 void SendQueue::push(ProvidedBuffer&& chunk) {
+  const std::byte* data = chunk.data();
+  std::size_t size = chunk.size();
+  enqueue(Outgoing{std::move(chunk), data, size});
+}
+
+void SendQueue::push(Buffer&& buffer, std::size_t length) {
+  if (length > buffer.size())
+    throw std::invalid_argument("SendQueue::push: " + std::to_string(length) + " bytes from a buffer of " +
+                                std::to_string(buffer.size()));
+  const std::byte* data = buffer.data();
+  enqueue(Outgoing{std::move(buffer), data, length});
+}
+
+void SendQueue::enqueue(Outgoing&& chunk) {
   Record& r = *record_;
-  if (r.error != 0) r.throw_error();
-  if (chunk.size() == 0) {  // nothing to send
-    chunk.reset();
-    return;
-  }
+  if (r.error != 0) r.throw_error();  // the chunk's buffer goes back as it is dropped
+  if (chunk.size == 0) return;         // nothing to send
   r.chunks.push_back(std::move(chunk));
   if (r.in_flight) return;
   try {

@@ -1,20 +1,26 @@
-// SendQueue: sends received chunks (ProvidedBuffers) on a socket, in order,
-// without the sending task waiting for each send.
+// SendQueue: sends owned buffers on a socket, in order, without the sending
+// task waiting for each send: chunks it received (ProvidedBuffers) and
+// replies it wrote into buffers of the shard's BufferPool.
 //
-// A task that forwards what it receives (an echo, a proxy) would otherwise
-// wait for every send to complete before it waits for the next chunk: two
-// wake-ups per message. push() takes the chunk, starts its send when no
-// other is in flight, and returns at once. The queue's record keeps one send
-// in flight at a time, resubmits what a partial send left, and gives each
-// buffer back to its ring once the kernel has sent it. Queued chunks hold
-// ring buffers, so a peer that stops reading runs the ring dry and the
-// receive waits (ENOBUFS): back-pressure, not memory without bound.
+// A task that answers what it receives (an echo, a proxy, a request/reply
+// protocol) would otherwise wait for every send to complete before it waits
+// for the next request: two wake-ups per message. push() takes the buffer,
+// starts its send when no other is in flight, and returns at once. The
+// queue's record keeps one send in flight at a time, resubmits what a
+// partial send left, and gives each buffer back to its ring or pool once the
+// kernel has sent it. Queued chunks hold ring and pool buffers, so a peer
+// that stops reading runs them dry: the receive waits (ENOBUFS), and so does
+// BufferPool::acquire(). That is the back-pressure; memory stays bounded.
 //
 //   veloq::buffers::MultishotRecv received(ring, stream.fd());
 //   veloq::buffers::SendQueue replies(stream.fd());
 //   while (std::optional<veloq::buffers::ProvidedBuffer> chunk = co_await received.next())
 //     replies.push(std::move(*chunk));
 //   co_await replies.drained();   // everything pushed has been sent
+//
+//   veloq::buffers::Buffer reply = co_await pool.acquire(4096);
+//   std::size_t length = format_reply(reply.chars(), reply.size());
+//   replies.push(std::move(reply), length);   // sends reply.chars()[0, length)
 //
 // A send error ends the queue: push() and drained() throw io::IoError naming
 // it ("send fd 7: Broken pipe (EPIPE)") from then on, and the chunks still
@@ -29,6 +35,7 @@
 // socket is closed after it. Single-shard: use it on the shard it was made on.
 #pragma once
 
+#include <veloq/buffers/buffer.hpp>
 #include <veloq/buffers/provided_buffer_ring.hpp>
 #include <veloq/runtime/wait_list.hpp>
 
@@ -39,6 +46,7 @@
 namespace veloq::buffers {
 
 class SendQueue {
+  struct Outgoing;
   struct Record;
 
  public:
@@ -50,8 +58,12 @@ class SendQueue {
 
   // Queues `chunk` to be sent after everything pushed before it. Throws
   // io::IoError once a send has failed, and what Driver::prepare throws when
-  // the submission queue stays full (the chunk is then given back).
+  // the submission queue stays full; the chunk is then given back.
   [[gnu::hot]] void push(ProvidedBuffer&& chunk);
+  // The same for the first `length` bytes of a pool buffer (from any shard's
+  // pool: it goes home once sent). Throws std::invalid_argument, leaving the
+  // buffer with the caller, if `length` exceeds buffer.size().
+  void push(Buffer&& buffer, std::size_t length);
 
   class [[nodiscard("co_await queue.drained()")]] Drained {
    public:
@@ -83,6 +95,7 @@ class SendQueue {
   bool failed() const noexcept;
 
  private:
+  [[gnu::hot]] void enqueue(Outgoing&& chunk);
   void throw_if_failed() const;
 
   Record* record_;

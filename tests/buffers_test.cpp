@@ -1141,6 +1141,92 @@ TEST_CASE("a send queue forwards received chunks in order, without the task wait
   CHECK(ring.available() == 16);
 }
 
+TEST_CASE("a send queue sends pool buffers and received chunks in the order pushed, giving each back once sent") {
+  LocalExecutor ex(own_pool_shard());
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 17, .entries = 16, .buffer_bytes = 1024});
+  BufferPool pool(ex.driver(), 0, small_pool());
+  auto [source_client, source] = tcp_pair();
+  auto [sink_client, sink] = tcp_pair();
+  FdCloser c1{source_client}, c2{source}, c3{sink_client}, c4{sink};
+  shrink_socket_buffers(sink);  // so sends come back partial and pushes wait their turn
+  shrink_socket_buffers(sink_client);
+
+  std::thread writer = send_in_background(source_client, pattern(50'000, 5));
+  std::vector<char> forwarded;
+  timeval patience{.tv_sec = 10, .tv_usec = 0};  // a lost byte fails the test instead of hanging it
+  REQUIRE(::setsockopt(sink_client, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0);
+  std::thread reader([&forwarded, fd = sink_client] {
+    char piece[1500];
+    for (ssize_t n; (n = ::recv(fd, piece, sizeof piece, 0)) > 0;) forwarded.insert(forwarded.end(), piece, piece + n);
+  });
+
+  std::vector<char> expected;  // what was pushed, in order
+  ex.block_on([](ProvidedBufferRing& ring, BufferPool& pool, int source, int sink,
+                 std::vector<char>& expected) -> Task<void> {
+    MultishotRecv received(ring, source);
+    buffers::SendQueue replies(sink);
+    std::size_t total = 0, replies_pushed = 0;
+    while (total < 50'000) {
+      std::optional<ProvidedBuffer> chunk = co_await received.next();
+      REQUIRE(chunk.has_value());
+      total += chunk->size();
+      expected.insert(expected.end(), chunk->chars().begin(), chunk->chars().end());
+      replies.push(std::move(*chunk));
+      // A reply written into a 16 KiB pool buffer (the pool has two): a third
+      // waits in acquire() for a sent one to come back.
+      Buffer reply = co_await pool.acquire(16 * 1024);
+      const std::size_t length = 3'000 + replies_pushed % 7 * 1'000;
+      const std::vector<char> text = pattern(length, static_cast<unsigned>(replies_pushed));
+      std::memcpy(reply.data(), text.data(), length);
+      expected.insert(expected.end(), text.begin(), text.end());
+      replies.push(std::move(reply), length);
+      CHECK_FALSE(reply);  // the queue holds it now
+      ++replies_pushed;
+    }
+    co_await replies.drained();
+    CHECK(replies.queued() == 0);
+    MESSAGE(replies_pushed << " replies, " << replies.sends() << " sends, " << pool.stats().waited
+                           << " waits for a pool buffer");
+  }(ring, pool, source, sink, expected));
+  ::shutdown(sink, SHUT_WR);  // the reader stops at the end of the stream
+  writer.join();
+  reader.join();
+  CHECK(forwarded.size() == expected.size());
+  CHECK(forwarded == expected);
+  CHECK(ring.available() == 16);
+  CHECK(pool.free_count() == 6);
+}
+
+TEST_CASE("a pool buffer pushed with a length beyond it is refused and stays with the caller; after a send error one goes home") {
+  LocalExecutor ex(own_pool_shard());
+  BufferPool pool(ex.driver(), 0, small_pool());
+  auto [sink_client, sink] = tcp_pair();
+  FdCloser c4{sink};
+  linger reset{.l_onoff = 1, .l_linger = 0};
+  REQUIRE(::setsockopt(sink_client, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+  ::close(sink_client);  // an RST: sends on `sink` fail
+  ex.block_on([](BufferPool& pool, int sink) -> Task<void> {
+    buffers::SendQueue replies(sink);
+    Buffer too_short = pool.try_acquire(100);
+    REQUIRE(too_short);
+    CHECK_THROWS_AS(replies.push(std::move(too_short), 4097), std::invalid_argument);
+    CHECK(too_short);  // refused before the queue took it
+    CHECK(replies.queued() == 0);
+    std::memcpy(too_short.data(), "hello", 5);
+    replies.push(std::move(too_short), 5);
+    try {
+      co_await replies.drained();
+      FAIL("no error from a reset peer");
+    } catch (const io::IoError& e) {
+      CHECK(std::string(e.what()).find("send fd " + std::to_string(sink)) == 0);
+    }
+    CHECK(pool.free_count() == 6);  // the unsent buffer went back
+    Buffer late = pool.try_acquire(100);
+    CHECK_THROWS_AS(replies.push(std::move(late), 5), io::IoError);
+    CHECK(pool.free_count() == 6);
+  }(pool, sink));
+}
+
 TEST_CASE("a send queue whose peer resets throws IoError naming the send, from drained() and every later push()") {
   LocalExecutor ex(own_pool_shard());
   ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 14, .entries = 8, .buffer_bytes = 256});
