@@ -5,82 +5,40 @@
 #include <veloq/io/tcp_stream.hpp>
 #include <veloq/runtime/local_executor.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
+#include "example_process.hpp"
+
 #include <signal.h>
-#include <spawn.h>
-#include <sys/syscall.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <netinet/in.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
 
-extern char** environ;
-
 using namespace veloq;
 using namespace veloq::io;
+using example_test::read_until;
 
 namespace {
 
-// The veloq-echo binary: $VELOQ_ECHO (set by meson), else next to the test binary in the build tree.
-std::string echo_binary() {
-  if (const char* path = std::getenv("VELOQ_ECHO")) return path;
-  auto self = std::filesystem::read_symlink("/proc/self/exe");
-  return (self.parent_path().parent_path() / "examples" / "echo" / "veloq-echo").string();
-}
-
-// Whether `binary` exists; a case without it says it is skipped.
-bool echo_built(const std::string& binary) {
-  if (::access(binary.c_str(), X_OK) == 0) return true;
-  MESSAGE("veloq-echo not built (" << binary << "); skipped");
-  return false;
-}
-
-// Reads from `fd` until `text` holds a line containing `needle` or the time is up.
-bool read_until(int fd, std::string& text, const std::string& needle, int timeout_ms) {
-  while (text.find(needle) == std::string::npos || text.find('\n', text.find(needle)) == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return false;
-    char chunk[512];
-    ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n <= 0) return text.find(needle) != std::string::npos;
-    text.append(chunk, static_cast<std::size_t>(n));
-  }
-  return true;
-}
+std::string echo_binary() { return example_test::example_binary("VELOQ_ECHO", "examples/echo/veloq-echo"); }
 
 }  // namespace
 
 TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with status 0 and prints its counters") {
   std::string binary = echo_binary();
-  if (!echo_built(binary)) return;
-  int out[2];
-  REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  char* argv[] = {binary.data(), const_cast<char*>("--shards"), const_cast<char*>("2"), const_cast<char*>("--port"),
-                  const_cast<char*>("0"), nullptr};
-  pid_t pid = -1;
-  REQUIRE(::posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv, environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out[1]);
-
-  std::string text;
-  REQUIRE(read_until(out[0], text, "listening on 127.0.0.1:", 10000));
-  auto at = text.find("listening on 127.0.0.1:");
-  int port = std::stoi(text.substr(at + 23));
-  CHECK(port > 0);
+  if (!example_test::example_built(binary)) return;
+  example_test::ServerProcess server(binary, {"--shards", "2", "--port", "0"});
+  const int port = server.port();
+  REQUIRE(port > 0);
+  std::string& text = server.text;
+  const int out = server.out;
 
   LocalExecutor ex;
   ex.block_on([](int p) -> Task<void> {
@@ -95,23 +53,15 @@ TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with s
   }(port));
 
   // SIGUSR2: a dump of every shard's live tasks, naming the acceptors.
-  REQUIRE(::kill(pid, SIGUSR2) == 0);
-  CHECK(read_until(out[0], text, "echo acceptor", 10000));
+  REQUIRE(::kill(server.pid, SIGUSR2) == 0);
+  CHECK(read_until(out, text, "echo acceptor", 10000));
   CHECK(text.find("task dump:") != std::string::npos);
   CHECK(text.find("task dumper") != std::string::npos);
 
-  REQUIRE(::kill(pid, SIGINT) == 0);
-  // Wait for the exit through a pidfd, bounded, without sleeping.
-  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  REQUIRE(pidfd >= 0);
-  pollfd p{pidfd, POLLIN, 0};
-  REQUIRE(::poll(&p, 1, 10000) == 1);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  ::close(pidfd);
+  const int status = server.interrupt_and_wait();
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
-  CHECK(read_until(out[0], text, "total: connections 4, bytes 4000", 5000));
+  CHECK(read_until(out, text, "total: connections 4, bytes 4000", 5000));
   // Each shard's line ends with its loop's counters; both shards ran turns.
   for (const char* shard : {"shard 0: connections", "shard 1: connections"}) {
     auto line = text.find(shard);
@@ -126,7 +76,6 @@ TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with s
     CHECK(std::stoul(text.substr(offered + 24)) == 64);
     CHECK(text.find("ran dry 0 times", offered) < text.find('\n', turns));
   }
-  ::close(out[0]);
 }
 
 namespace {
@@ -142,7 +91,7 @@ long cpu_ticks(pid_t pid) {
 
 TEST_CASE("veloq-echo out of descriptors waits for one to free instead of spinning on EMFILE") {
   std::string binary = echo_binary();
-  if (!echo_built(binary)) return;
+  if (!example_test::example_built(binary)) return;
   char log_path[] = "/tmp/veloq-echo-emfile-XXXXXX";
   int log_fd = ::mkstemp(log_path);
   REQUIRE(log_fd >= 0);

@@ -16,6 +16,8 @@
 // the loop's turns, io_uring enters and parks, and how many receive buffers
 // the load needed offered and how often they ran out) and exits 0. On SIGUSR2 it
 // prints every live task of every shard (name, spawn site, state).
+#include "../common/tcp_server.hpp"
+
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/buffers/send_queue.hpp>
 #include <veloq/io/signals.hpp>
@@ -26,19 +28,14 @@
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/runtime_context.hpp>
 #include <veloq/runtime/shard_stats.hpp>
-#include <veloq/runtime/sleep.hpp>
 #include <veloq/runtime/task_dump.hpp>
 
 #include <signal.h>
-#include <sys/resource.h>
 
-#include <charconv>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,12 +51,6 @@ const char usage[] =
     "Prints 'listening on HOST:PORT' when ready; exits 0 on SIGINT/SIGTERM after\n"
     "printing its counters.\n";
 
-struct Options {
-  unsigned shards = 1;
-  std::uint16_t port = 0;
-  std::string host = "127.0.0.1";
-};
-
 // Written only by its own shard; read by main after the runtime has stopped.
 struct alignas(64) ShardCounters {
   std::uint64_t connections = 0;
@@ -68,48 +59,6 @@ struct alignas(64) ShardCounters {
   unsigned buffers_offered = 0;                                  // the ring's offer limit at the stop
   std::uint64_t buffers_ran_dry = 0;                             // its ENOBUFS events
 };
-
-template <typename T>
-bool parse_number(std::string_view text, T& out) {
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc{} && end == text.data() + text.size();
-}
-
-// 0: run; 1: --help shown; 2: usage error.
-int parse_options(int argc, char** argv, Options& options) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(usage, stdout);
-      return 1;
-    }
-    if (i + 1 >= argc || (arg != "--shards" && arg != "--port" && arg != "--host")) {
-      std::fprintf(stderr, "veloq-echo: unexpected argument '%s'\n%s", argv[i], usage);
-      return 2;
-    }
-    std::string_view value = argv[++i];
-    bool ok = true;
-    if (arg == "--shards")
-      ok = parse_number(value, options.shards) && options.shards > 0;
-    else if (arg == "--port")
-      ok = parse_number(value, options.port);
-    else
-      options.host = value;
-    if (!ok) {
-      std::fprintf(stderr, "veloq-echo: bad value '%s' for %s\n", argv[i], argv[i - 1]);
-      return 2;
-    }
-  }
-  return 0;
-}
-
-void raise_fd_limit() noexcept {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-  }
-}
 
 // The provided buffers each shard's connections receive into: 4 MiB per
 // shard, however many connections it holds. The kernel is offered as many as
@@ -136,23 +85,10 @@ veloq::Task<void> accept_connections(veloq::io::TcpListener listener, ShardCount
   veloq::RuntimeContext& context = veloq::RuntimeContext::current("accept_connections");
   veloq::buffers::ProvidedBufferRing buffers(context.driver(), context.shard_id(), receive_buffers);
   counters.buffers = &buffers;
-  bool failing = false;
-  for (;;) {
-    bool failed = false;
-    try {
-      veloq::io::TcpStream stream = co_await listener.accept();
-      failing = false;
-      ++counters.connections;
-      veloq::spawn(echo(std::move(stream), buffers, counters), {.name = "echo connection"}).detach();
-    } catch (const veloq::io::IoError& e) {
-      // EMFILE and the like: keep serving. The connection stays in the
-      // backlog, so an accept retried at once fails at once: pause instead of
-      // spinning, and warn once per episode rather than per retry.
-      if (!failing) veloq::log().warn("accept failed: {}; retrying every 50 ms until it succeeds", e.what());
-      failing = failed = true;
-    }
-    if (failed) co_await veloq::sleep_for(std::chrono::milliseconds(50));
-  }
+  co_await veloq_examples::accept_forever(listener, [&](veloq::io::TcpStream stream) {
+    ++counters.connections;
+    veloq::spawn(echo(std::move(stream), buffers, counters), {.name = "echo connection"}).detach();
+  });
 }
 
 // On every SIGUSR2, prints what each live task of each shard is doing.
@@ -166,22 +102,12 @@ veloq::Task<void> dump_tasks_on_sigusr2() {
   }
 }
 
-// Binds this shard's listener and starts accepting; returns the bound address.
-veloq::io::SocketAddress start_listening(const veloq::io::SocketAddress& address, ShardCounters& counters) {
-  auto listener = veloq::io::TcpListener::bind(address, {.reuse_port = true});
-  veloq::io::SocketAddress bound = listener.local_address();
-  veloq::spawn(accept_connections(std::move(listener), counters), {.name = "echo acceptor"}).detach();
-  return bound;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options options;
-  if (int parsed = parse_options(argc, argv, options); parsed != 0) return parsed == 1 ? 0 : 2;
-  veloq::io::block_stop_signals();  // before any thread starts: every shard inherits the mask
-  veloq::io::block_signals({SIGUSR2});
-  raise_fd_limit();
+  veloq_examples::ServerOptions options;
+  if (int status = veloq_examples::prepare_server(argc, argv, "veloq-echo", usage, options); status >= 0) return status;
+  veloq::io::block_signals({SIGUSR2});  // before any thread starts: every shard inherits the mask
 
   std::vector<ShardCounters> counters(options.shards);
   std::vector<veloq::ShardStats> stats;
@@ -191,11 +117,11 @@ int main(int argc, char** argv) {
   try {
     veloq::Runtime runtime(config);
     runtime.run([&]() -> veloq::Task<void> {
-      auto address = veloq::io::SocketAddress::ip(options.host, options.port);
-      // Shard 0 binds first so that port 0 is resolved once and shared.
-      address = start_listening(address, counters[0]);
-      for (unsigned shard = 1; shard < options.shards; ++shard)
-        co_await veloq::submit_to(shard, [address, &counters, shard] { start_listening(address, counters[shard]); });
+      auto serve = [&counters](veloq::io::TcpListener listener) {
+        return accept_connections(std::move(listener), counters[veloq::shard_id()]);
+      };
+      veloq::io::SocketAddress address = co_await veloq_examples::listen_on_every_shard(
+          veloq::io::SocketAddress::ip(options.host, options.port), serve, "echo acceptor");
       veloq::spawn(dump_tasks_on_sigusr2(), {.name = "task dumper"}).detach();
       std::printf("listening on %s\n", address.to_string().c_str());
       std::fflush(stdout);
