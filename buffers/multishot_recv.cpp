@@ -25,7 +25,8 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
     std::uint32_t bytes;
   };
 
-  Op(internal::ProvidedRingCore& ring_core, int socket) : core(&ring_core), fd(socket) {
+  Op(internal::ProvidedRingCore& ring_core, int socket, std::size_t queue_limit)
+      : core(&ring_core), fd(socket), max_queued(queue_limit) {
     on_complete = &Op::on_cqe;
     on_refill = &Op::on_buffers_back;
     target = this;
@@ -37,7 +38,9 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
   // Small, and grows only while chunks wait, so a connection's record does
   // not grow with the ring (at most one chunk per ring buffer can wait).
   internal::CircularQueue<Chunk> queue;
+  std::size_t max_queued;  // at this many untaken chunks the receive pauses
   bool armed = false;      // a receive is in the kernel (until a CQE without F_MORE)
+  bool pausing = false;    // its cancellation is on the way: the queue is full
   bool abandoned = false;  // the stream is gone; free the record at the final CQE
   bool ended = false;      // the peer closed
   int error = 0;           // a receive error, reported after the queued chunks
@@ -49,6 +52,21 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
 
   bool has_result() const noexcept { return !queue.empty() || ended || error != 0; }
   bool may_arm() const noexcept { return !armed && !ended && error == 0 && !abandoned; }
+  // A paused receive resumes once the task has taken half of what waited.
+  bool has_room() const noexcept { return queue.size() <= max_queued / 2; }
+
+  // The task is not taking what arrives: stop receiving, so that this
+  // socket holds no more of the ring's buffers (the kernel's socket buffer
+  // fills instead, and TCP slows the sender). The next next() that finds
+  // room re-arms.
+  void pause() noexcept {
+    try {
+      io_uring_prep_cancel(core->driver().prepare(), this, 0);
+      pausing = true;
+    } catch (...) {
+      // The submission queue stayed full: try again at the next chunk.
+    }
+  }
 
   // False when the queue had to grow and memory ran out.
   bool push(Chunk c) noexcept {
@@ -105,8 +123,10 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
 
   [[gnu::hot]] static void on_cqe(io::Completion* c, int result, std::uint32_t flags) noexcept {
     auto* op = static_cast<Op*>(c);
+    const bool paused = op->pausing && !(flags & IORING_CQE_F_MORE);
     if (!(flags & IORING_CQE_F_MORE)) {
       op->armed = false;
+      op->pausing = false;
       op->core->untrack(*op);
     }
     if (flags & IORING_CQE_F_BUFFER) {
@@ -119,11 +139,15 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
         // rather than skipping them.
         internal::give_back_provided(op->core, id);
         if (op->error == 0) op->error = ENOMEM;
+      } else if (op->armed && !op->pausing && op->queue.size() >= op->max_queued) [[unlikely]] {
+        op->pause();
       }
     } else if (result == -ENOBUFS) {
       op->core->note_enobufs();
     } else if (result == -ECANCELED && !op->core->registered() && !op->abandoned) {
       op->end_ring_gone();
+    } else if (result == -ECANCELED && paused) {
+      // Paused with a full queue; not an error.
     } else if (result == 0) {
       op->ended = true;
     } else if (result < 0 && result != -EINTR && result != -EAGAIN && !op->abandoned) {
@@ -142,12 +166,13 @@ struct MultishotRecv::Op : io::Completion, internal::RefillHook, internal::Armed
 
   static void on_buffers_back(internal::RefillHook* hook) noexcept {
     auto* op = static_cast<Op*>(hook);
-    if (op->may_arm()) op->arm_or_wait_for_buffers();
+    if (op->may_arm() && op->has_room()) op->arm_or_wait_for_buffers();
     op->wake_if_ready();
   }
 };
 
-MultishotRecv::MultishotRecv(ProvidedBufferRing& ring, int fd) : op_(new Op(ring.core(), fd)) {
+MultishotRecv::MultishotRecv(ProvidedBufferRing& ring, int fd, std::size_t max_queued)
+    : op_(new Op(ring.core(), fd, max_queued > 0 ? max_queued : 1)) {
   assert(ring.core().on_home_thread() && "a multishot receive runs on its ring's shard");
 }
 
@@ -189,10 +214,11 @@ bool MultishotRecv::NextChunk::await_ready() noexcept {
     stopped_fd_ = op_.fd;
     return true;
   }
-  // Re-arm when the kernel stopped: now if there is nothing to hand out or a
-  // buffer to receive into (so receiving overlaps with consuming), else on
-  // the next call.
-  if (op_.may_arm() && (op_.queue.empty() || op_.core->available() > 0)) op_.arm_or_wait_for_buffers();
+  // Re-arm when the kernel stopped: now if there is nothing to hand out, or
+  // a buffer to receive into and room to queue it (so receiving overlaps
+  // with consuming), else on a later call.
+  if (op_.may_arm() && (op_.queue.empty() || (op_.core->available() > 0 && op_.has_room())))
+    op_.arm_or_wait_for_buffers();
   return op_.has_result();
 }
 

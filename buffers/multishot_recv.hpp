@@ -13,6 +13,12 @@
 //   while (std::optional<veloq::buffers::ProvidedBuffer> chunk = co_await stream.next())
 //     parse(chunk->chars());           // dropping the chunk gives its buffer back
 //
+// A task that stops taking chunks does not run the ring dry for the shard's
+// other sockets: once `max_queued` chunks wait untaken, the stream cancels
+// its receive (the kernel's socket buffer then fills, and TCP slows the
+// peer), and re-arms when the task has taken half of them. A few chunks the
+// kernel had already received may still land beyond the limit.
+//
 // next() yields std::nullopt once the peer has closed (after every chunk that
 // came before), and throws io::IoError for a receive error, naming it
 // ("recv_multishot fd 7: Connection reset by peer (ECONNRESET)"), again on
@@ -40,6 +46,7 @@
 #include <veloq/runtime/stop_scope.hpp>
 
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -49,7 +56,9 @@ class MultishotRecv {
   struct Op;
 
  public:
-  MultishotRecv(ProvidedBufferRing& ring, int fd);
+  // Receives on socket `fd` into buffers of `ring`, holding at most about
+  // `max_queued` untaken chunks (see above).
+  MultishotRecv(ProvidedBufferRing& ring, int fd, std::size_t max_queued = 32);
   MultishotRecv(const MultishotRecv&) = delete;
   MultishotRecv& operator=(const MultishotRecv&) = delete;
   ~MultishotRecv();

@@ -1092,6 +1092,56 @@ void shrink_socket_buffers(int fd) {
 
 }  // namespace
 
+TEST_CASE("a multishot receive whose chunks are not taken pauses at its limit, leaving the ring to others, and resumes") {
+  LocalExecutor ex(own_pool_shard());
+  // Nearly as many buffers offered as the slow stream has chunks coming, so
+  // that without its limit it would take them all before running dry.
+  ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 26, .entries = 512, .buffer_bytes = 1024, .hot_buffers = 256});
+  auto [client, server] = tcp_pair();
+  auto [other_client, other_server] = tcp_pair();
+  FdCloser c1{client}, c2{server}, c3{other_client}, c4{other_server};
+  const std::vector<char> sent = pattern(256 * 1024, 9);
+  std::thread writer = send_in_background(client, sent);  // 1,000-byte sends: one chunk each
+  std::vector<char> received;
+  ex.block_on([](ProvidedBufferRing& ring, int server, int other_client, int other_server,
+                 std::vector<char>& received, std::size_t expected) -> Task<void> {
+    MultishotRecv slow(ring, server, 8);
+    MultishotRecv other(ring, other_server);
+    // The slow stream's task takes nothing until its stream has paused.
+    std::optional<ProvidedBuffer> first = co_await slow.next();  // arms it
+    REQUIRE(first.has_value());
+    received.assign(first->chars().begin(), first->chars().end());
+    first.reset();
+    for (int turn = 0; turn < 100000 && (slow.armed() || slow.queued() < 8); ++turn) co_await yield();
+    for (int turn = 0; turn < 100; ++turn) co_await yield();  // a paused stream stays paused
+    CHECK_FALSE(slow.armed());
+    CHECK(slow.queued() >= 8);
+    // It stops well short of the 256 buffers offered (a few the kernel had
+    // received before the pause reached it land beyond the limit).
+    CHECK(slow.queued() <= 64);
+    CHECK(ring.enobufs_events() == 0);
+    MESSAGE(slow.queued() << " chunks queued on the paused stream");
+    // Another socket on the same ring is still served.
+    send_all(other_client, "still here", 10);
+    std::optional<ProvidedBuffer> greeting =
+        co_await io::with_timeout(std::chrono::seconds(10), next_chunk(other));
+    REQUIRE(greeting.has_value());
+    CHECK(greeting->chars() == "still here");
+    const std::uint64_t arms_while_paused = slow.arms();
+    // Taking the chunks resumes the stream, and every byte arrives in order.
+    while (received.size() < expected) {
+      std::optional<ProvidedBuffer> chunk = co_await slow.next();
+      REQUIRE(chunk.has_value());
+      received.insert(received.end(), chunk->chars().begin(), chunk->chars().end());
+    }
+    CHECK(slow.arms() > arms_while_paused);
+    MESSAGE(slow.arms() << " arms of the paused stream for " << expected << " bytes");
+  }(ring, server, other_client, other_server, received, sent.size()));
+  writer.join();
+  CHECK(received == sent);
+  CHECK(ring.available() == 512);
+}
+
 TEST_CASE("a send queue forwards received chunks in order, without the task waiting for each send") {
   LocalExecutor ex(own_pool_shard());
   ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 13, .entries = 16, .buffer_bytes = 1024});

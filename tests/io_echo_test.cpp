@@ -17,6 +17,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <thread>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -76,6 +77,58 @@ TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with s
     CHECK(std::stoul(text.substr(offered + 24)) == 64);
     CHECK(text.find("ran dry 0 times", offered) < text.find('\n', turns));
   }
+}
+
+TEST_CASE("veloq-echo keeps serving a shard's other connections while one client sends and never reads") {
+  std::string binary = echo_binary();
+  if (!example_test::example_built(binary)) return;
+  example_test::ServerProcess server(binary, {"--shards", "1", "--port", "0"});
+  const int port = server.port();
+  REQUIRE(port > 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  auto connect_client = [&address] {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    timeval patience{5, 0};
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0);
+    return fd;
+  };
+
+  // The flood: 32 MiB, eight times the shard's 4 MiB of receive buffers,
+  // from a client that reads nothing back. It ends when its socket is shut
+  // down, at the end of the case or when a check fails.
+  struct Flood {
+    int fd;
+    std::thread sender;
+    ~Flood() {
+      ::shutdown(fd, SHUT_RDWR);
+      sender.join();
+      ::close(fd);
+    }
+  } flood{connect_client(), {}};
+  flood.sender = std::thread([fd = flood.fd] {
+    std::vector<char> block(64 * 1024, 'f');
+    for (int i = 0; i < 512; ++i)
+      if (::send(fd, block.data(), block.size(), MSG_NOSIGNAL) <= 0) return;
+  });
+  ::usleep(300 * 1000);  // let the flood fill what it can
+
+  int client = connect_client();
+  for (int i = 0; i < 20; ++i) {
+    std::string message = "round trip " + std::to_string(i);
+    REQUIRE(::send(client, message.data(), message.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(message.size()));
+    std::string reply(message.size(), '\0');
+    REQUIRE(::recv(client, reply.data(), reply.size(), MSG_WAITALL) == static_cast<ssize_t>(message.size()));
+    CHECK(reply == message);
+  }
+  ::close(client);
+  const int status = server.interrupt_and_wait();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
 
 namespace {

@@ -10,7 +10,10 @@
 // the task waiting. The chunks come from a ring of provided buffers the
 // shard's connections share, so an idle connection holds no buffer, the
 // receive stays armed from one message to the next, and the task wakes once
-// per message rather than once for the message and once for its reply.
+// per message rather than once for the message and once for its reply. A
+// client that sends without reading its replies holds a few dozen buffers
+// at most (16 unsent, and what its paused receive queued), so the shard's
+// other connections keep their share.
 // Prints "listening on HOST:PORT" once every shard listens; on SIGINT or
 // SIGTERM it stops, prints per-shard counters (connections and bytes echoed,
 // the loop's turns, io_uring enters and parks, and how many receive buffers
@@ -64,6 +67,8 @@ struct alignas(64) ShardCounters {
 // shard, however many connections it holds. The kernel is offered as many as
 // the load has needed at once (64 at first), so it keeps reusing warm ones.
 constexpr veloq::buffers::ProvidedBufferRingConfig receive_buffers{.group_id = 1, .entries = 1024, .buffer_bytes = 4096};
+// Chunks a connection may have received and not yet sent back.
+constexpr std::size_t max_unsent_chunks = 16;
 
 veloq::Task<void> echo(veloq::io::TcpStream stream, veloq::buffers::ProvidedBufferRing& buffers,
                        ShardCounters& counters) {
@@ -74,6 +79,9 @@ veloq::Task<void> echo(veloq::io::TcpStream stream, veloq::buffers::ProvidedBuff
     while (std::optional<veloq::buffers::ProvidedBuffer> chunk = co_await received.next()) {
       counters.bytes += chunk->size();
       replies.push(std::move(*chunk));
+      // A client that does not read its replies holds a few buffers and
+      // waits alone, instead of running the shard's ring dry for the others.
+      if (replies.queued() >= max_unsent_chunks) [[unlikely]] co_await replies.drained();
     }
     co_await replies.drained();  // the peer closed its side: finish echoing before closing ours
   } catch (const veloq::io::IoError& e) {
