@@ -17,9 +17,9 @@
 
 #include <fstream>
 #include <iterator>
-#include <thread>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace veloq;

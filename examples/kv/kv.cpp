@@ -32,8 +32,11 @@
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/buffers/send_queue.hpp>
 #include <veloq/io/signals.hpp>
+#include <veloq/io/tcp_listener.hpp>
+#include <veloq/io/tcp_stream.hpp>
 #include <veloq/mesh/sharded.hpp>
 #include <veloq/mesh/submit_to.hpp>
+#include <veloq/runtime/log.hpp>
 #include <veloq/runtime/runtime.hpp>
 #include <veloq/runtime/runtime_context.hpp>
 
