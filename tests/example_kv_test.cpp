@@ -4,10 +4,7 @@
 
 #include "example_process.hpp"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,18 +18,8 @@ std::string kv_binary() { return example_test::example_binary("VELOQ_KV", "examp
 
 // A blocking loopback connection that gives up after 10 s of silence.
 struct Client {
-  int fd = -1;
-  explicit Client(int port) {
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<std::uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    timeval patience{10, 0};
-    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0);
-  }
+  int fd;
+  explicit Client(int port) : fd(example_test::connect_loopback(port, 10)) {}
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
   ~Client() { ::close(fd); }
@@ -69,7 +56,6 @@ TEST_CASE("veloq-kv keeps keys on both shards, answers pipelined requests in ord
   if (!example_test::example_built(binary)) return;
   example_test::ServerProcess server(binary, {"--shards", "2", "--port", "0"});
   const int port = server.port();
-  REQUIRE(port > 0);
 
   // Each connection lands on one shard, and half of its keys belong to the
   // other: every SET and GET below that crosses shards is a mesh call.
@@ -104,9 +90,7 @@ TEST_CASE("veloq-kv keeps keys on both shards, answers pipelined requests in ord
     CHECK(deleter.read_lines(4) == "DELETED\nNOT_FOUND\nNOT_FOUND\nVALUE value of 8\n");
   }
 
-  const int status = server.interrupt_and_wait();
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  server.interrupt_and_expect_clean_exit();
   // 200 SETs, 200 GETs of present keys and 3 of an absent one, 4 on the last connection.
   CHECK(example_test::read_until(server.out, server.text, "total: connections 5, requests 407, errors 0", 5000));
   for (const char* shard : {"shard 0: connections", "shard 1: connections"})
@@ -118,7 +102,6 @@ TEST_CASE("veloq-kv answers malformed requests with ERROR and goes on; a line ov
   if (!example_test::example_built(binary)) return;
   example_test::ServerProcess server(binary, {"--shards", "2", "--port", "0"});
   const int port = server.port();
-  REQUIRE(port > 0);
 
   Client client(port);
   client.send("FLY me\nGET\nSET lonely\nGET a b\nGET " + std::string(251, 'k') + "\nSET a 1\nGET a\n");
@@ -143,8 +126,6 @@ TEST_CASE("veloq-kv answers malformed requests with ERROR and goes on; a line ov
   late.send("GET a\n");
   CHECK(late.read_lines(1) == "VALUE 1\n");
 
-  const int status = server.interrupt_and_wait();
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  server.interrupt_and_expect_clean_exit();
   CHECK(example_test::read_until(server.out, server.text, "errors 6", 5000));
 }

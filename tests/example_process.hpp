@@ -1,15 +1,18 @@
 // Running an example server as a child process in a test: finding its
-// binary, reading its output until a line appears, and stopping it with
-// SIGINT within a bounded time. Shared by the example tests.
+// binary, reading its output until a line appears, connecting to it, and
+// stopping it with SIGINT within a bounded time. Shared by the example tests.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,27 +83,47 @@ struct ServerProcess {
     if (out >= 0) ::close(out);
   }
 
-  // The port of its "listening on 127.0.0.1:PORT" line, or 0 if none came in 10 s.
+  // The port of its "listening on 127.0.0.1:PORT" line; fails the case if
+  // none came in 10 s.
   int port() {
-    if (!read_until(out, text, "listening on 127.0.0.1:", 10000)) return 0;
-    return std::stoi(text.substr(text.find("listening on 127.0.0.1:") + 23));
+    REQUIRE(read_until(out, text, "listening on 127.0.0.1:", 10000));
+    const int port = std::stoi(text.substr(text.find("listening on 127.0.0.1:") + 23));
+    REQUIRE(port > 0);
+    return port;
   }
 
-  // Sends SIGINT and waits (at most 10 s, through a pidfd) for the exit;
-  // returns the wait status, or -1 if it did not exit in time.
-  int interrupt_and_wait() {
+  // Sends SIGINT and checks that it exits with status 0 within 10 s
+  // (waiting through a pidfd); a server still running is killed by the destructor.
+  void interrupt_and_expect_clean_exit() {
     REQUIRE(::kill(pid, SIGINT) == 0);
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     REQUIRE(pidfd >= 0);
     pollfd p{pidfd, POLLIN, 0};
     const bool exited = ::poll(&p, 1, 10000) == 1;
     ::close(pidfd);
-    if (!exited) return -1;
+    REQUIRE(exited);
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     pid = -1;
-    return status;
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
   }
 };
+
+// A blocking TCP connection to 127.0.0.1:`port` whose receives give up
+// after `patience_s` seconds of silence, so a lost reply fails a case
+// instead of hanging it.
+inline int connect_loopback(int port, long patience_s) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  timeval patience{patience_s, 0};
+  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0);
+  return fd;
+}
 
 }  // namespace example_test

@@ -37,7 +37,6 @@ TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with s
   if (!example_test::example_built(binary)) return;
   example_test::ServerProcess server(binary, {"--shards", "2", "--port", "0"});
   const int port = server.port();
-  REQUIRE(port > 0);
   std::string& text = server.text;
   const int out = server.out;
 
@@ -59,9 +58,7 @@ TEST_CASE("veloq-echo echoes, dumps its tasks on SIGUSR2, stops on SIGINT with s
   CHECK(text.find("task dump:") != std::string::npos);
   CHECK(text.find("task dumper") != std::string::npos);
 
-  const int status = server.interrupt_and_wait();
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  server.interrupt_and_expect_clean_exit();
   CHECK(read_until(out, text, "total: connections 4, bytes 4000", 5000));
   // Each shard's line ends with its loop's counters; both shards ran turns.
   for (const char* shard : {"shard 0: connections", "shard 1: connections"}) {
@@ -84,20 +81,6 @@ TEST_CASE("veloq-echo keeps serving a shard's other connections while one client
   if (!example_test::example_built(binary)) return;
   example_test::ServerProcess server(binary, {"--shards", "1", "--port", "0"});
   const int port = server.port();
-  REQUIRE(port > 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  auto connect_client = [&address] {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    timeval patience{5, 0};
-    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0);
-    return fd;
-  };
-
   // The flood: 32 MiB, eight times the shard's 4 MiB of receive buffers,
   // from a client that reads nothing back. It ends when its socket is shut
   // down, at the end of the case or when a check fails.
@@ -109,7 +92,7 @@ TEST_CASE("veloq-echo keeps serving a shard's other connections while one client
       sender.join();
       ::close(fd);
     }
-  } flood{connect_client(), {}};
+  } flood{example_test::connect_loopback(port, 5), {}};
   flood.sender = std::thread([fd = flood.fd] {
     std::vector<char> block(64 * 1024, 'f');
     for (int i = 0; i < 512; ++i)
@@ -117,7 +100,7 @@ TEST_CASE("veloq-echo keeps serving a shard's other connections while one client
   });
   ::usleep(300 * 1000);  // let the flood fill what it can
 
-  int client = connect_client();
+  int client = example_test::connect_loopback(port, 5);
   for (int i = 0; i < 20; ++i) {
     std::string message = "round trip " + std::to_string(i);
     REQUIRE(::send(client, message.data(), message.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(message.size()));
@@ -126,9 +109,7 @@ TEST_CASE("veloq-echo keeps serving a shard's other connections while one client
     CHECK(reply == message);
   }
   ::close(client);
-  const int status = server.interrupt_and_wait();
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  server.interrupt_and_expect_clean_exit();
 }
 
 namespace {

@@ -39,14 +39,14 @@ bool parse_number(std::string_view text, T& out) {
 
 // Reads --shards, --port and --host; `usage` is printed for --help (to
 // stdout) and after a usage error (to stderr, prefixed by `program`).
-// Returns 0 to run, 1 when --help was shown, 2 for a usage error.
+// Returns -1 to run, else main's exit status: 0 after --help, 2 for a usage error.
 inline int parse_server_options(int argc, char** argv, const char* program, const char* usage,
                                 ServerOptions& options) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::fputs(usage, stdout);
-      return 1;
+      return 0;
     }
     if (i + 1 >= argc || (arg != "--shards" && arg != "--port" && arg != "--host")) {
       std::fprintf(stderr, "%s: unexpected argument '%s'\n%s", program, argv[i], usage);
@@ -65,7 +65,7 @@ inline int parse_server_options(int argc, char** argv, const char* program, cons
       return 2;
     }
   }
-  return 0;
+  return -1;
 }
 
 // What a server does before its runtime starts: reads its options (see
@@ -74,7 +74,7 @@ inline int parse_server_options(int argc, char** argv, const char* program, cons
 // raises the soft limit on open descriptors to the hard one (a server holds
 // one per connection). Returns -1 to go on, else the exit status for main.
 inline int prepare_server(int argc, char** argv, const char* program, const char* usage, ServerOptions& options) {
-  if (int parsed = parse_server_options(argc, argv, program, usage, options); parsed != 0) return parsed == 1 ? 0 : 2;
+  if (int status = parse_server_options(argc, argv, program, usage, options); status >= 0) return status;
   veloq::io::block_stop_signals();
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
