@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "log_capture.hpp"
+#include "loopback_socket.hpp"
 
 #include <veloq/buffers/buffer_io.hpp>
 #include <veloq/buffers/buffer_pool.hpp>
@@ -54,6 +55,11 @@ using veloq::buffers::MultishotRecv;
 using veloq::buffers::ProvidedBuffer;
 using veloq::buffers::ProvidedBufferRing;
 using veloq::buffers::ProvidedBufferRingConfig;
+using loopback::FdCloser;
+using loopback::send_all;
+using loopback::send_in_background;
+using loopback::shrink_socket_buffers;
+using loopback::tcp_pair;
 
 namespace {
 
@@ -138,42 +144,6 @@ class TempFile {
  private:
   std::string path_;
 };
-
-struct FdCloser {
-  int fd;
-  ~FdCloser() {
-    if (fd >= 0) close(fd);
-  }
-};
-
-// A connected TCP pair on 127.0.0.1 (blocking sockets).
-std::pair<int, int> tcp_pair() {
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(listener >= 0);
-  FdCloser close_listener{listener};
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(listen(listener, 1) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(client >= 0);
-  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  int server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-  REQUIRE(server >= 0);
-  return {client, server};
-}
-
-void send_all(int fd, const char* data, std::size_t n) {
-  while (n > 0) {
-    ssize_t sent = send(fd, data, n, MSG_NOSIGNAL);
-    REQUIRE(sent > 0);
-    data += sent;
-    n -= static_cast<std::size_t>(sent);
-  }
-}
 
 using test_support::LogCapture;
 
@@ -1059,19 +1029,6 @@ TEST_CASE("a multishot receive that hit ENOBUFS re-arms when its buffers come ho
 
 namespace {
 
-// Sends `bytes` on blocking socket `fd` from its own thread, stopping early
-// if the socket fails (the test closed its peer).
-std::thread send_in_background(int fd, std::vector<char> bytes) {
-  return std::thread([fd, bytes = std::move(bytes)] {
-    std::size_t at = 0;
-    while (at < bytes.size()) {
-      ssize_t n = ::send(fd, bytes.data() + at, std::min<std::size_t>(1000, bytes.size() - at), MSG_NOSIGNAL);
-      if (n <= 0) return;
-      at += static_cast<std::size_t>(n);
-    }
-  });
-}
-
 // Writes to `fd` until the kernel takes no more (its peer does not read), so
 // that the next send on it waits.
 void fill_until_blocked(int fd) {
@@ -1082,12 +1039,6 @@ void fill_until_blocked(int fd) {
   }
   REQUIRE(errno == EAGAIN);
   REQUIRE(::fcntl(fd, F_SETFL, flags) == 0);
-}
-
-void shrink_socket_buffers(int fd) {
-  int small = 4096;
-  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
-  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
 }
 
 }  // namespace

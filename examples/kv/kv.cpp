@@ -12,13 +12,14 @@
 // call (Sharded<Store>::invoke_on), so the store needs no lock. Every shard
 // accepts on the same port (SO_REUSEPORT).
 //
-// A connection receives through a multishot receive, cuts what arrives into
-// lines (a request may span chunks, a chunk may carry many requests), and
-// answers them in order. The replies to the requests of one chunk are
-// written into one buffer of the shard's pool and go out in one send, without
-// the connection's task waiting for it (buffers::SendQueue). A client that
-// stops reading holds at most four reply buffers: its task then waits for
-// them to be sent, and the other connections go on.
+// A connection reads its requests as lines (buffers::LineReader over a
+// multishot receive: a request may span chunks, a chunk may carry many
+// requests) and answers them in order. The replies to the requests that
+// arrived together are written into a buffer of the shard's pool and go out
+// in one send, without the connection's task waiting for it
+// (buffers::BufferedWriter over a SendQueue). A client that stops reading
+// holds at most four reply buffers: its task then waits for them to be
+// sent, and the other connections go on.
 //
 // Keys are 1 to 250 bytes without spaces; a line ends with "\n" (a "\r"
 // before it is ignored). A malformed request gets "ERROR <why>" and the
@@ -28,7 +29,8 @@
 // SIGINT or SIGTERM prints per-shard counters and exits 0.
 #include "../common/tcp_server.hpp"
 
-#include <veloq/buffers/buffer_pool.hpp>
+#include <veloq/buffers/buffered_writer.hpp>
+#include <veloq/buffers/line_reader.hpp>
 #include <veloq/buffers/multishot_recv.hpp>
 #include <veloq/buffers/send_queue.hpp>
 #include <veloq/io/signals.hpp>
@@ -42,7 +44,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -66,9 +67,8 @@ const char usage[] =
 
 constexpr std::size_t max_line = 2048;
 constexpr std::size_t max_key = 250;
-constexpr std::size_t reply_buffer_bytes = 4096;  // holds any one reply: "VALUE " + a value + "\n"
-constexpr std::size_t max_queued_replies = 4;     // reply buffers a connection may have unsent
-static_assert(max_line + 8 <= reply_buffer_bytes);
+constexpr std::size_t reply_buffer_bytes = 4096;  // the replies to a batch of requests, in one send as a rule
+constexpr std::size_t max_unsent_replies = 4;     // reply buffers a connection may have unsent
 
 // One shard's part of the keys. Its methods run on that shard only, and
 // return the whole reply line.
@@ -126,78 +126,35 @@ veloq::Task<std::string> answer(veloq::Sharded<Store>& stores, const Request& r)
   co_return co_await stores.invoke_on(owner, &Store::del, std::move(key));
 }
 
-// Replies written into pool buffers, pushed to the send queue a buffer at a time.
-class ReplyWriter {
- public:
-  explicit ReplyWriter(veloq::buffers::SendQueue& queue) : queue_(queue) {}
-
-  veloq::Task<void> append(std::string_view reply) {
-    if (buffer_ && used_ + reply.size() > buffer_.size()) co_await flush();
-    if (!buffer_) {
-      buffer_ = co_await veloq::buffers::BufferPool::current().acquire(reply_buffer_bytes);
-      used_ = 0;
-    }
-    std::memcpy(buffer_.chars() + used_, reply.data(), reply.size());
-    used_ += reply.size();
-  }
-  // Sends what was written; waits while the client is behind on its replies.
-  veloq::Task<void> flush() {
-    if (buffer_) queue_.push(std::move(buffer_), used_);
-    if (queue_.queued() >= max_queued_replies) co_await queue_.drained();
-  }
-
- private:
-  veloq::buffers::SendQueue& queue_;
-  veloq::buffers::Buffer buffer_;
-  std::size_t used_ = 0;
-};
-
 veloq::Task<void> serve(veloq::io::TcpStream stream, veloq::buffers::ProvidedBufferRing& buffers,
                         veloq::Sharded<Store>& stores, ShardCounters& counters) {
   try {
     veloq::buffers::MultishotRecv received(buffers, stream.fd());
     veloq::buffers::SendQueue replies(stream.fd());
-    ReplyWriter writer(replies);
-    std::string partial;  // the start of a line whose end has not arrived
+    veloq::buffers::BufferedWriter writer(replies, {.buffer_bytes = reply_buffer_bytes, .max_unsent = max_unsent_replies});
+    veloq::buffers::LineReader lines(received, {.max_line = max_line});
     bool too_long = false;
-    while (!too_long) {
-      std::optional<veloq::buffers::ProvidedBuffer> chunk = co_await received.next();
-      if (!chunk) break;  // the client closed its side
-      std::string_view data = chunk->chars();
-      while (!data.empty()) {
-        std::size_t end = data.find('\n');
-        if (end == std::string_view::npos) {
-          too_long = partial.size() + data.size() > max_line;
-          if (!too_long) partial.append(data);
-          break;
-        }
-        std::string_view line = data.substr(0, end);
-        data.remove_prefix(end + 1);
-        if (!partial.empty()) {
-          partial.append(line);
-          line = partial;
-        }
-        if (line.size() > max_line) {
-          too_long = true;
-          break;
-        }
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    try {
+      while (std::optional<std::string_view> line = co_await lines.next()) {
         ++counters.requests;
-        Request request = parse(line);
+        Request request = parse(*line);
         if (request.error != nullptr) {
           ++counters.errors;
-          co_await writer.append(request.error);
+          co_await writer.write(request.error);
         } else {
           std::string reply = co_await answer(stores, request);
-          co_await writer.append(reply);
+          co_await writer.write(reply);
         }
-        partial.clear();
+        // The replies to what has arrived go out together, in one send.
+        if (!lines.has_buffered_line()) co_await writer.flush();
       }
-      if (too_long) {
-        ++counters.errors;
-        co_await writer.append("ERROR line too long\n");
-      }
-      co_await writer.flush();  // this chunk's replies, in one send
+    } catch (const veloq::buffers::LineTooLong&) {
+      too_long = true;  // where the next request starts is unknown: answer, then close
+    }
+    if (too_long) {
+      ++counters.errors;
+      co_await writer.write("ERROR line too long\n");
+      co_await writer.flush();
     }
     co_await replies.drained();  // finish answering before closing
   } catch (const std::exception& e) {
