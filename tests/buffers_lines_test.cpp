@@ -77,7 +77,7 @@ TEST_CASE("a line reader hands out lines that span chunks, many to a chunk, and 
   CHECK(ring.available() == 64);  // every chunk went back
 }
 
-TEST_CASE("a line reader returns 20,000 random lines intact, whatever the chunks' cuts, and says when one is buffered") {
+TEST_CASE("a line reader returns 20,000 random lines intact, however they are cut, and says when one is buffered") {
   LocalExecutor ex;
   ProvidedBufferRing ring(ex.driver(), 0, {.group_id = 41, .entries = 256, .buffer_bytes = 64});
   auto [client, server] = tcp_pair();
@@ -96,7 +96,8 @@ TEST_CASE("a line reader returns 20,000 random lines intact, whatever the chunks
 
   std::size_t without_wait = 0;  // lines read while has_buffered_line() said one was there
   std::vector<std::string> lines = ex.block_on(
-      [](ProvidedBufferRing& ring, int fd, std::size_t count, std::size_t& without_wait) -> Task<std::vector<std::string>> {
+      [](ProvidedBufferRing& ring, int fd, std::size_t count,
+         std::size_t& without_wait) -> Task<std::vector<std::string>> {
         MultishotRecv received(ring, fd);
         LineReader reader(received, {.max_line = 300});
         std::vector<std::string> lines;

@@ -131,7 +131,8 @@ veloq::Task<void> serve(veloq::io::TcpStream stream, veloq::buffers::ProvidedBuf
   try {
     veloq::buffers::MultishotRecv received(buffers, stream.fd());
     veloq::buffers::SendQueue replies(stream.fd());
-    veloq::buffers::BufferedWriter writer(replies, {.buffer_bytes = reply_buffer_bytes, .max_unsent = max_unsent_replies});
+    veloq::buffers::BufferedWriter writer(replies,
+                                          {.buffer_bytes = reply_buffer_bytes, .max_unsent = max_unsent_replies});
     veloq::buffers::LineReader lines(received, {.max_line = max_line});
     bool too_long = false;
     try {
