@@ -4,13 +4,13 @@
 // A chunk may hold many lines and a line may span chunks. A line that lies
 // within one chunk is handed out as a view into the chunk's provided buffer,
 // without a copy; only a line split over chunks is gathered into a string
-// the reader keeps. A chunk's buffer goes back to the ring once its last
-// line has been read.
+// the reader keeps. A chunk's buffer goes back to the ring when the reader
+// moves past its last line.
 //
 //   veloq::buffers::MultishotRecv received(ring, stream.fd());
 //   veloq::buffers::LineReader lines(received, {.max_line = 2048});
 //   while (std::optional<std::string_view> line = co_await lines.next()) {
-//     co_await writer.write(answer(*line));           // valid until the next next()
+//     co_await writer.write(answer(*line));           // *line stays valid until the next next()
 //     if (!lines.has_buffered_line()) co_await writer.flush();  // one send per batch
 //   }
 //

@@ -48,9 +48,11 @@ Task<std::vector<std::string>> read_all_lines(LineReader& reader) {
   }
 }
 
-// Reads `fd` to the end of its stream, from a thread of its own.
-std::thread read_in_background(int fd, std::string& into) {
-  return std::thread([fd, &into] {
+// Reads `fd` to the end of its stream, from a thread of its own, starting
+// after `delay`.
+std::thread read_in_background(int fd, std::string& into, std::chrono::milliseconds delay = {}) {
+  return std::thread([fd, &into, delay] {
+    std::this_thread::sleep_for(delay);
     char piece[4096];
     for (ssize_t n; (n = ::recv(fd, piece, sizeof piece, 0)) > 0;) into.append(piece, static_cast<std::size_t>(n));
   });
@@ -192,11 +194,8 @@ TEST_CASE("a buffered writer whose peer does not read holds max_unsent buffers a
   loopback::shrink_socket_buffers(client);
   loopback::shrink_socket_buffers(server);
   std::string arrived;
-  std::thread reader([&arrived, fd = client] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the writer meets a full socket first
-    char piece[4096];
-    for (ssize_t n; (n = ::recv(fd, piece, sizeof piece, 0)) > 0;) arrived.append(piece, static_cast<std::size_t>(n));
-  });
+  // The writer meets a full socket first.
+  std::thread reader = read_in_background(client, arrived, std::chrono::milliseconds(300));
 
   std::string expected;
   std::size_t most_unsent = 0;
