@@ -1,6 +1,5 @@
 #include <veloq/buffers/line_reader.hpp>
 
-#include <cstring>
 #include <string>
 #include <utility>
 
@@ -12,7 +11,7 @@ LineTooLong::LineTooLong(std::size_t max_line)
 LineReader::LineReader(MultishotRecv& source, LineReaderConfig config) : source_(source), config_(config) {}
 
 bool LineReader::has_buffered_line() const noexcept {
-  return !too_long_ && std::memchr(unread_.data(), '\n', unread_.size()) != nullptr;
+  return !too_long_ && unread_.find('\n') != std::string_view::npos;
 }
 
 std::string_view LineReader::finish(std::string_view line) const noexcept {
