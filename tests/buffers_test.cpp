@@ -1063,13 +1063,19 @@ TEST_CASE("a multishot receive whose chunks are not taken pauses at its limit, l
     REQUIRE(first.has_value());
     received.assign(first->chars().begin(), first->chars().end());
     first.reset();
-    for (int turn = 0; turn < 100000 && (slow.armed() || slow.queued() < 8); ++turn) co_await yield();
+    // Spinning (a shard that sleeps in the ring lets the kernel queue more
+    // before the pause is submitted), for up to 10 s: on a busy machine the
+    // writer thread may not run for a while.
+    const auto give_up = Clock::now() + std::chrono::seconds(10);
+    while ((slow.armed() || slow.queued() < 8) && Clock::now() < give_up) co_await yield();
     for (int turn = 0; turn < 100; ++turn) co_await yield();  // a paused stream stays paused
     CHECK_FALSE(slow.armed());
     CHECK(slow.queued() >= 8);
-    // It stops well short of the 256 buffers offered (a few the kernel had
-    // received before the pause reached it land beyond the limit).
-    CHECK(slow.queued() <= 64);
+    // It stops well short of the 256 buffers offered. What the kernel had
+    // received before the pause reached it lands beyond the limit: up to 32
+    // chunks per pass of its receive loop, and one wait in the ring may run
+    // a few passes (98 chunks seen when the data was all there at the arm).
+    CHECK(slow.queued() <= 128);
     CHECK(ring.enobufs_events() == 0);
     MESSAGE(slow.queued() << " chunks queued on the paused stream");
     // Another socket on the same ring is still served.
