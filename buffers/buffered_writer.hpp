@@ -13,10 +13,10 @@
 //   co_await writer.flush();              // pushed to the queue; sent in order
 //   co_await replies.drained();           // everything has been sent
 //
-// Back-pressure: a task waits in write() or flush() while `max_unsent` or
-// more buffers sit unsent in the queue (a peer that stops reading holds that
-// many at most), and in write() for a free pool buffer when the pool's class
-// is exhausted. Send errors come from the queue: io::IoError once a send has
+// Back-pressure: once a push leaves `max_unsent` buffers unsent in the
+// queue, the task waits in write() or flush() until the queue has sent them
+// all (a peer that stops reading holds that many at most), and in write()
+// for a free pool buffer when the pool's class is exhausted. Send errors come from the queue: io::IoError once a send has
 // failed. What was written and not flushed when the writer is destroyed is
 // dropped, its buffer going back to the pool. Single-shard: use it on the
 // shard whose pool it draws from.
@@ -46,7 +46,7 @@ class BufferedWriter {
 
   // Copies `bytes` after what was written before; full buffers are pushed.
   Task<void> write(std::string_view bytes);
-  // Pushes what was written, then waits while too much is unsent.
+  // Pushes what was written; waits if that left `max_unsent` buffers unsent.
   Task<void> flush();
   // Bytes written and not yet pushed to the queue.
   std::size_t buffered() const noexcept { return used_; }
