@@ -16,10 +16,11 @@
 // Back-pressure: once a push leaves `max_unsent` buffers unsent in the
 // queue, the task waits in write() or flush() until the queue has sent them
 // all (a peer that stops reading holds that many at most), and in write()
-// for a free pool buffer when the pool's class is exhausted. Send errors come from the queue: io::IoError once a send has
-// failed. What was written and not flushed when the writer is destroyed is
-// dropped, its buffer going back to the pool. Single-shard: use it on the
-// shard whose pool it draws from.
+// for a free pool buffer when the pool's class is exhausted. Send errors
+// come from the queue: io::IoError once a send has failed. What was written
+// and not flushed when the writer is destroyed is dropped, its buffer going
+// back to the pool. Single-shard: use it on the shard whose pool it draws
+// from.
 #pragma once
 
 #include <veloq/buffers/buffer.hpp>

@@ -47,7 +47,7 @@ std::optional<std::string_view> LineReader::take_buffered() {
 }
 
 Task<std::optional<std::string_view>> LineReader::next() {
-  if (too_long_) throw LineTooLong(config_.max_line);
+  if (too_long_) fail_too_long();  // where the next line starts is unknown
   if (std::exchange(partial_handed_, false)) partial_.clear();
   for (;;) {
     if (!unread_.empty())

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "example_process.hpp"
+#include "loopback_socket.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,7 +20,7 @@ std::string kv_binary() { return example_test::example_binary("VELOQ_KV", "examp
 // A blocking loopback connection that gives up after 10 s of silence.
 struct Client {
   int fd;
-  explicit Client(int port) : fd(example_test::connect_loopback(port, 10)) {}
+  explicit Client(int port) : fd(loopback::connect_loopback(port, 10)) {}
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
   ~Client() { ::close(fd); }

@@ -1,18 +1,15 @@
 // Running an example server as a child process in a test: finding its
-// binary, reading its output until a line appears, connecting to it, and
-// stopping it with SIGINT within a bounded time. Shared by the example tests.
+// binary, reading its output until a line appears, and stopping it with
+// SIGINT within a bounded time. Shared by the example tests.
 #pragma once
 
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -109,21 +106,5 @@ struct ServerProcess {
     CHECK(WEXITSTATUS(status) == 0);
   }
 };
-
-// A blocking TCP connection to 127.0.0.1:`port` whose receives give up
-// after `patience_s` seconds of silence, so a lost reply fails a case
-// instead of hanging it.
-inline int connect_loopback(int port, long patience_s) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  timeval patience{patience_s, 0};
-  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0);
-  return fd;
-}
 
 }  // namespace example_test

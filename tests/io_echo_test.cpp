@@ -6,6 +6,7 @@
 #include <veloq/runtime/local_executor.hpp>
 
 #include "example_process.hpp"
+#include "loopback_socket.hpp"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -92,7 +93,7 @@ TEST_CASE("veloq-echo keeps serving a shard's other connections while one client
       sender.join();
       ::close(fd);
     }
-  } flood{example_test::connect_loopback(port, 5), {}};
+  } flood{loopback::connect_loopback(port, 5), {}};
   flood.sender = std::thread([fd = flood.fd] {
     std::vector<char> block(64 * 1024, 'f');
     for (int i = 0; i < 512; ++i)
@@ -100,7 +101,7 @@ TEST_CASE("veloq-echo keeps serving a shard's other connections while one client
   });
   ::usleep(300 * 1000);  // let the flood fill what it can
 
-  int client = example_test::connect_loopback(port, 5);
+  int client = loopback::connect_loopback(port, 5);
   for (int i = 0; i < 20; ++i) {
     std::string message = "round trip " + std::to_string(i);
     REQUIRE(::send(client, message.data(), message.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(message.size()));

@@ -1,5 +1,5 @@
 // Blocking loopback TCP sockets for tests that drive one side by hand: a
-// connected pair, sending all of a buffer (inline or from a thread), small
+// connection to a port, a connected pair, sending all of a buffer (inline or from a thread), small
 // socket buffers so that sends come back partial, and closing at scope end.
 #pragma once
 
@@ -8,10 +8,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -25,6 +27,24 @@ struct FdCloser {
   }
 };
 
+// A blocking TCP connection to 127.0.0.1:`port`. With `patience_s`, its
+// receives give up after that many seconds of silence, so a lost reply
+// fails a case instead of hanging it.
+inline int connect_loopback(int port, long patience_s = 0) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  if (patience_s > 0) {
+    timeval patience{patience_s, 0};
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience) == 0);
+  }
+  return fd;
+}
+
 // A connected TCP pair on 127.0.0.1 (blocking sockets).
 inline std::pair<int, int> tcp_pair() {
   int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -37,9 +57,7 @@ inline std::pair<int, int> tcp_pair() {
   REQUIRE(listen(listener, 1) == 0);
   socklen_t len = sizeof addr;
   REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(client >= 0);
-  REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  int client = connect_loopback(ntohs(addr.sin_port));
   int server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
   REQUIRE(server >= 0);
   return {client, server};
