@@ -90,10 +90,19 @@ TEST_CASE("veloq-kv keeps keys on both shards, answers pipelined requests in ord
     deleter.send("DEL key7\nDEL key7\nGET key7\nGET key8\n");
     CHECK(deleter.read_lines(4) == "DELETED\nNOT_FOUND\nNOT_FOUND\nVALUE value of 8\n");
   }
+  {
+    // A last request without "\n", then the client's side shut: it is still
+    // answered, and then the server closes.
+    Client closer(port);
+    closer.send("SET last 1\nGET last");
+    REQUIRE(::shutdown(closer.fd, SHUT_WR) == 0);
+    CHECK(closer.read_lines(2) == "OK\nVALUE 1\n");
+    CHECK(closer.closed_by_server());
+  }
 
   server.interrupt_and_expect_clean_exit();
-  // 200 SETs, 200 GETs of present keys and 3 of an absent one, 4 on the last connection.
-  CHECK(example_test::read_until(server.out, server.text, "total: connections 5, requests 407, errors 0", 5000));
+  // 200 SETs, 200 GETs of present keys and 3 of an absent one, 4 deletes and gets, 2 at the end of a stream.
+  CHECK(example_test::read_until(server.out, server.text, "total: connections 6, requests 409, errors 0", 5000));
   for (const char* shard : {"shard 0: connections", "shard 1: connections"})
     CHECK(server.text.find(shard) != std::string::npos);
 }
