@@ -25,13 +25,7 @@ struct Client {
   Client& operator=(const Client&) = delete;
   ~Client() { ::close(fd); }
 
-  void send(const std::string& bytes) const {
-    for (std::size_t at = 0; at < bytes.size();) {
-      ssize_t n = ::send(fd, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
-      REQUIRE(n > 0);
-      at += static_cast<std::size_t>(n);
-    }
-  }
+  void send(const std::string& bytes) const { loopback::send_all(fd, bytes.data(), bytes.size()); }
   // The next `lines` reply lines, joined; fewer if the server closes or goes silent.
   std::string read_lines(std::size_t lines) const {
     std::string text;

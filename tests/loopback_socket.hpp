@@ -1,6 +1,7 @@
 // Blocking loopback TCP sockets for tests that drive one side by hand: a
-// connection to a port, a connected pair, sending all of a buffer (inline or from a thread), small
-// socket buffers so that sends come back partial, and closing at scope end.
+// connection to a port, a connected pair, sending all of a buffer (inline
+// or from a thread), small socket buffers so that sends come back partial,
+// and closing at scope end.
 #pragma once
 
 #include <doctest/doctest.h>
