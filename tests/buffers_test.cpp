@@ -606,7 +606,7 @@ TEST_CASE("a circular queue keeps its order across a wrapped head and each growt
   buffers::internal::CircularQueue<std::unique_ptr<int>> queue;  // move-only items: ASan sees a lost or doubled one
   int next_in = 0, next_out = 0;
   // Each round pushes one more than it pops, so the queue grows (from 4 slots
-  // to 8, 16, 32) while its head is partway round the ring.
+  // to 8, 16, 32 and 64) while its head is partway round the ring.
   for (int round = 0; round < 20; ++round) {
     for (int i = 0; i < round + 2; ++i) queue.push_back(std::make_unique<int>(next_in++));
     for (int i = 0; i < round + 1; ++i) {
